@@ -1,0 +1,47 @@
+//! PostgreSQL: the pool every service uses and its embedded migrations.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPoolOptions;
+
+/// Connects lazily so that a service starts (and reports not-ready) while its database is
+/// still coming up, instead of crash-looping.
+pub fn pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        // A request waits at most this long for a connection, then gets a 503.
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy(url)
+        .context("DATABASE_URL is not a valid postgres:// URL")
+}
+
+/// Runs the embedded migrations, retrying the connection for up to `wait` because the
+/// migrate container may start a moment before PostgreSQL accepts connections.
+pub async fn migrate(pool: &PgPool, migrator: &Migrator, wait: Duration) -> anyhow::Result<i64> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match pool.acquire().await {
+            Ok(_) => break,
+            Err(err) if tokio::time::Instant::now() < deadline => {
+                tracing::info!(error = %err, "waiting for the database");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(err) => return Err(err).context("cannot reach the database to migrate it"),
+        }
+    }
+    migrator.run(pool).await.context("running migrations")?;
+    schema_version(pool).await
+}
+
+/// The newest applied migration, or 0 before the first.
+pub async fn schema_version(pool: &PgPool) -> anyhow::Result<i64> {
+    let version: Option<i64> =
+        sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(pool)
+            .await
+            .context("reading the schema version")?;
+    Ok(version.unwrap_or(0))
+}

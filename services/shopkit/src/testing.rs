@@ -1,0 +1,263 @@
+//! Test support: a real PostgreSQL server started on demand and shared by every test
+//! process of a run, with a fresh database per test; and a token issuer.
+//!
+//! Set `SHOPSTACK_TEST_PG_URL` (a superuser URL) to use an existing server instead. Else
+//! the first test initialises a throw-away cluster under the temp dir (fsync off, trust
+//! auth on loopback) with the Debian binaries in `/usr/lib/postgresql/<v>/bin`, and later
+//! tests and runs reuse it while it answers.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use sqlx::migrate::Migrator;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio::sync::OnceCell;
+use uuid::Uuid;
+
+use crate::auth::keys::{Signer, jwks};
+use crate::auth::{Claims, KeySource, Verifier};
+
+static SERVER: OnceCell<String> = OnceCell::const_new();
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A superuser URL of the shared test server (without a database name).
+pub async fn server_url() -> anyhow::Result<String> {
+    SERVER
+        .get_or_try_init(|| async {
+            let url = match std::env::var("SHOPSTACK_TEST_PG_URL") {
+                Ok(url) => url,
+                Err(_) => tokio::task::spawn_blocking(ensure_local_server).await??,
+            };
+            drop_leftover_databases(&url).await?;
+            Ok::<_, anyhow::Error>(url)
+        })
+        .await
+        .cloned()
+}
+
+/// A database of its own for one test, with the service's migrations applied.
+#[derive(Debug)]
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    pub async fn new(migrator: &Migrator) -> anyhow::Result<Self> {
+        let server = server_url().await?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!(
+            "test_{}_{n}_{}",
+            std::process::id(),
+            &Uuid::now_v7().simple().to_string()[20..]
+        );
+        let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut admin)
+            .await?;
+        let url = format!("{server}/{name}");
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(20)
+            .connect(&url)
+            .await?;
+        migrator
+            .run(&pool)
+            .await
+            .context("migrating the test database")?;
+        Ok(Self { name, url, pool })
+    }
+}
+
+/// Test databases are named `test_<pid>_…`; those of processes that have ended are dropped.
+async fn drop_leftover_databases(server: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(&format!("{server}/postgres")).await?;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%'")
+            .fetch_all(&mut admin)
+            .await?;
+    for name in names {
+        let pid = name.split('_').nth(1).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn pg_bin(tool: &str) -> anyhow::Result<PathBuf> {
+    if let Ok(dir) = std::env::var("PG_BIN") {
+        return Ok(Path::new(&dir).join(tool));
+    }
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .map(|dir| dir.join(tool))
+        .filter(|p| p.exists())
+        .with_context(|| format!("PostgreSQL's {tool} not found: `apt-get install postgresql` (or set PG_BIN or SHOPSTACK_TEST_PG_URL)"))
+}
+
+/// Runs a PostgreSQL tool, as user `postgres` when we are root (initdb refuses root).
+fn run_pg(tool: &str, args: &[&str]) -> anyhow::Result<()> {
+    let bin = pg_bin(tool)?;
+    let mut cmd = if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&bin);
+        c
+    } else {
+        Command::new(&bin)
+    };
+    let out = cmd
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", bin.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn ensure_local_server() -> anyhow::Result<String> {
+    let base = std::env::temp_dir().join("shopstack-test-pg");
+    std::fs::create_dir_all(&base)?;
+    let lock = File::create(base.join("lock"))?;
+    lock.lock().context("locking the test server directory")?;
+    let port_file = base.join("port");
+    if let Ok(port) = std::fs::read_to_string(&port_file)
+        && let Ok(port) = port.trim().parse::<u16>()
+        && std::net::TcpStream::connect_timeout(
+            &([127, 0, 0, 1], port).into(),
+            Duration::from_secs(1),
+        )
+        .is_ok()
+    {
+        return Ok(format!("postgres://postgres@127.0.0.1:{port}"));
+    }
+    let data = base.join("data");
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data)?;
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&base)
+            .status()?;
+        if !status.success() {
+            bail!(
+                "chown of {} to postgres failed (is PostgreSQL installed?)",
+                base.display()
+            );
+        }
+    }
+    let data_s = data.to_string_lossy().into_owned();
+    run_pg(
+        "initdb",
+        &[
+            "-D",
+            &data_s,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C.UTF-8",
+        ],
+    )?;
+    let port = free_port()?;
+    let opts = format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c fsync=off \
+         -c synchronous_commit=off -c full_page_writes=off -c max_connections=400 -c shared_buffers=256MB",
+        base.display()
+    );
+    let log = base.join("server.log").to_string_lossy().into_owned();
+    run_pg(
+        "pg_ctl",
+        &[
+            "-D", &data_s, "-l", &log, "-o", &opts, "-w", "-t", "60", "start",
+        ],
+    )?;
+    std::fs::write(&port_file, port.to_string())?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}"))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Issues tokens the way the user service will, with a key of its own.
+#[derive(Debug)]
+pub struct TestIssuer {
+    pub signer: Signer,
+}
+
+impl TestIssuer {
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self {
+            signer: Signer::generate(&format!("test-{}", Uuid::now_v7().simple()))?,
+        })
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        jwks(&[&self.signer])
+    }
+
+    /// A verifier that trusts exactly this issuer's key.
+    pub fn verifier(&self) -> anyhow::Result<Verifier> {
+        let set = serde_json::from_value(self.jwks())?;
+        Verifier::new(KeySource::Static(set), "shopstack", "shopstack")
+    }
+
+    pub fn claims(&self, roles: &[&str], ttl: Duration) -> Claims {
+        let now = i64::try_from(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs(),
+        )
+        .unwrap_or(0);
+        Claims {
+            sub: Uuid::now_v7(),
+            roles: roles.iter().map(|r| (*r).to_owned()).collect(),
+            iss: "shopstack".into(),
+            aud: "shopstack".into(),
+            iat: now,
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+        }
+    }
+
+    pub fn token(&self, roles: &[&str]) -> String {
+        self.signer
+            .sign(&self.claims(roles, Duration::from_secs(600)))
+            .unwrap_or_default()
+    }
+}
