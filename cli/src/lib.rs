@@ -1,1 +1,8 @@
-//! placeholder
+//! shopctl: runs a Shopstack shop on a Docker engine.
+//!
+//! Commands (thin, in `commands`) load the shop (`shop`), ask the `planner` what to do,
+//! and let the `engine` adapter do it. Progress and results go through `output`.
+
+pub mod engine;
+pub mod images;
+pub mod output;

@@ -5,7 +5,9 @@ use std::time::Duration;
 use anyhow::Context;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use crate::config::{ConfigError, Settings};
 
 /// Connects lazily so that a service starts (and reports not-ready) while its database is
 /// still coming up, instead of crash-looping.
@@ -16,6 +18,24 @@ pub fn pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
         .acquire_timeout(Duration::from_secs(3))
         .connect_lazy(url)
         .context("DATABASE_URL is not a valid postgres:// URL")
+}
+
+/// The pool from `DATABASE_URL` (without its password, which comes from the secret
+/// `DATABASE_PASSWORD` when set) and `DATABASE_MAX_CONNECTIONS` (default 10).
+pub fn pool_from_settings(settings: &Settings) -> Result<PgPool, ConfigError> {
+    let url = settings.required("DATABASE_URL", "a postgres://user@host:5432/db URL")?;
+    let mut options: PgConnectOptions = url.parse().map_err(|e| ConfigError {
+        name: "DATABASE_URL".into(),
+        problem: format!("is not a valid postgres:// URL: {e}"),
+    })?;
+    if let Some(password) = settings.secret("DATABASE_PASSWORD")? {
+        options = options.password(&password);
+    }
+    let max = settings.parse_or("DATABASE_MAX_CONNECTIONS", 10_u32)?;
+    Ok(PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(3))
+        .connect_lazy_with(options))
 }
 
 /// Runs the embedded migrations, retrying the connection for up to `wait` because the

@@ -1,0 +1,1 @@
+//! Images: built locally when no registry is reachable.
