@@ -5,4 +5,6 @@
 
 pub mod engine;
 pub mod images;
+pub mod init;
 pub mod output;
+pub mod shop;

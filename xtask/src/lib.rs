@@ -1,0 +1,104 @@
+//! The tasks behind `cargo xtask`: `ci` (what CI runs), `setup` (system packages the
+//! tests need), `demo` (the README's main job) and `bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+/// Debian packages the test suite needs on a brand-new machine: a PostgreSQL server (the
+/// services' tests start throw-away clusters with its binaries) and debootstrap (the base
+/// of the locally built infrastructure images).
+const TEST_PACKAGES: &[(&str, &str)] = &[
+    ("postgresql", "/usr/lib/postgresql"),
+    ("debootstrap", "/usr/sbin/debootstrap"),
+];
+
+#[derive(Debug, Parser)]
+#[command(name = "xtask", about = "Shopstack development tasks")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub task: Task,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Task {
+    /// Everything CI checks: setup, fmt, clippy -D warnings, the whole test suite.
+    Ci,
+    /// Install the system packages the tests need (as root, from Debian's archive).
+    Setup,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.task {
+        Task::Ci => ci(),
+        Task::Setup => setup(),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo(args: &[&str]) -> anyhow::Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    run_cmd(Command::new(cargo).args(args).current_dir(workspace_root()))
+}
+
+fn run_cmd(cmd: &mut Command) -> anyhow::Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn setup() -> anyhow::Result<()> {
+    let missing: Vec<&str> = TEST_PACKAGES
+        .iter()
+        .filter(|(_, marker)| !Path::new(marker).exists())
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !is_root {
+        bail!(
+            "the tests need these Debian packages: {}; install them with `sudo apt-get install {}`",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    run_cmd(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run_cmd(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+fn ci() -> anyhow::Result<()> {
+    setup()?;
+    cargo(&["fmt", "--all", "--", "--check"])?;
+    cargo(&[
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
+    cargo(&["test", "--workspace", "--all-features"])
+}
