@@ -3,8 +3,10 @@
 //! Commands (thin, in `commands`) load the shop (`shop`), ask the `planner` what to do,
 //! and let the `engine` adapter do it. Progress and results go through `output`.
 
+pub mod desired;
 pub mod engine;
 pub mod images;
 pub mod init;
 pub mod output;
+pub mod planner;
 pub mod shop;

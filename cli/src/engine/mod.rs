@@ -52,3 +52,48 @@ pub async fn connect() -> Result<Docker, EngineError> {
         .map_err(|e| unreachable(e.to_string()))?;
     Ok(docker)
 }
+
+pub mod docker;
+
+use async_trait::async_trait;
+
+use crate::planner::{ContainerSpec, Job, ObservedWorld};
+
+/// A container's health as the engine sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// Health check passing (or no check and running).
+    Healthy,
+    Starting,
+    /// Failing its health check, still running.
+    Unhealthy,
+    /// Not running any more.
+    Exited { code: i64 },
+}
+
+/// A finished one-shot container.
+#[derive(Debug, Clone)]
+pub struct JobOutcome {
+    pub exit_code: i64,
+    pub logs: String,
+}
+
+/// What the reconciler needs from an engine. The Docker adapter implements it; a Swarm
+/// adapter would implement it with services instead of containers.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    async fn observe(&self, shop: &str) -> anyhow::Result<ObservedWorld>;
+    /// The image's id, or `None` when the engine does not have it.
+    async fn image_id(&self, image: &str) -> anyhow::Result<Option<String>>;
+    async fn create_network(&self, shop: &str, name: &str) -> anyhow::Result<()>;
+    async fn create_volume(&self, shop: &str, name: &str) -> anyhow::Result<()>;
+    /// Creates and starts replica `replica` under `name`, returning its id.
+    async fn start(&self, name: &str, replica: u32, spec: &ContainerSpec) -> anyhow::Result<String>;
+    /// Runs a one-shot container to completion and removes it.
+    async fn run_job(&self, job: &Job) -> anyhow::Result<JobOutcome>;
+    async fn health(&self, id: &str) -> anyhow::Result<Health>;
+    /// SIGTERM, up to `grace_s` seconds to exit, then removal.
+    async fn stop_and_remove(&self, id: &str, grace_s: i64) -> anyhow::Result<()>;
+    async fn rename(&self, id: &str, new_name: &str) -> anyhow::Result<()>;
+    async fn logs_tail(&self, id: &str, lines: usize) -> anyhow::Result<String>;
+}
