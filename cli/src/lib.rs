@@ -3,7 +3,10 @@
 //! Commands (thin, in `commands`) load the shop (`shop`), ask the `planner` what to do,
 //! and let the `engine` adapter do it. Progress and results go through `output`.
 
+pub mod commands;
 pub mod desired;
+pub mod doctor;
+pub mod down;
 pub mod engine;
 pub mod images;
 pub mod init;

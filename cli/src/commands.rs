@@ -1,0 +1,437 @@
+//! The clap commands. Each is thin: load the shop, call the module that does the work,
+//! report through `Output`. Exit codes are part of the interface (see `exit`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::engine::docker::DockerEngine;
+use crate::engine::{Engine, EngineError};
+use crate::init::{ImageChoice, InitOptions};
+use crate::output::Output;
+use crate::shop::{SHOP_FILE, Shop, ShopError};
+
+/// Exit codes, stable for scripts and CI.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// Anything else that failed (the message says what).
+    pub const FAILURE: u8 = 1;
+    /// Bad command line or invalid shop.toml.
+    pub const USAGE: u8 = 2;
+    /// No Docker engine reachable.
+    pub const ENGINE: u8 = 3;
+    /// Something is unhealthy (`status`), or did not become healthy (`up`, `scale`).
+    pub const UNHEALTHY: u8 = 4;
+    /// Images are missing and cannot be pulled.
+    pub const IMAGES: u8 = 5;
+}
+
+const EXIT_CODES: &str = "Exit codes: 0 ok; 1 failure; 2 bad usage or invalid shop.toml; 3 no Docker engine; \
+4 unhealthy (status) or not healthy in time (up, scale); 5 images missing.";
+
+#[derive(Debug, Parser)]
+#[command(name = "shopctl", version, about = "Run a Shopstack shop on a Docker engine", after_help = EXIT_CODES)]
+pub struct Cli {
+    /// The shop directory (holds shop.toml).
+    #[arg(long, global = true, default_value = ".", env = "SHOPSTACK_SHOP_DIR")]
+    pub shop: PathBuf,
+    /// NDJSON progress on stderr and a JSON result on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a shop directory: shop.toml, secrets/, rendered configs.
+    Init {
+        /// Where to create the shop (default: --shop).
+        dir: Option<PathBuf>,
+        /// The shop's name (default: the directory's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Overwrite an existing shop (regenerates its secrets).
+        #[arg(long)]
+        force: bool,
+        /// Load the demo catalog on first start.
+        #[arg(long)]
+        demo: bool,
+        /// Which images shop.toml names.
+        #[arg(long, value_enum, default_value_t = ImageChoice::Auto)]
+        images: ImageChoice,
+    },
+    /// Validate shop.toml.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Make the running stack match shop.toml.
+    Up {
+        /// Only these components (and what they depend on).
+        components: Vec<String>,
+        /// Enable a profile for this run besides shop.toml's.
+        #[arg(long)]
+        profile: Vec<String>,
+        /// Seconds to wait for everything to become healthy.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Show every replica: state, health, ports, uptime, image, migration.
+    Status,
+    /// Show the replicas' logs, merged.
+    Logs {
+        components: Vec<String>,
+        #[arg(short, long)]
+        follow: bool,
+        /// Only lines newer than this: seconds (`90`), or `5m`, `2h`.
+        #[arg(long)]
+        since: Option<String>,
+        /// Lines per replica from the end.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Only lines matching this regular expression.
+        #[arg(long)]
+        grep: Option<String>,
+    },
+    /// Set replica counts, e.g. `scale catalog=3`; no request fails meanwhile.
+    Scale {
+        #[arg(required = true)]
+        counts: Vec<String>,
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// Remove the shop's containers and network (volumes with --volumes).
+    Down {
+        #[arg(long)]
+        volumes: bool,
+        /// Do not ask before deleting volumes.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Check the engine, disk, ports and images.
+    Doctor,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Parse and check shop.toml; errors carry line and column.
+    Check,
+}
+
+/// An error with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(err: E) -> Self {
+        let error: anyhow::Error = err.into();
+        let code = if error.downcast_ref::<EngineError>().is_some() {
+            exit::ENGINE
+        } else if matches!(error.downcast_ref::<ShopError>(), Some(ShopError::Invalid(_) | ShopError::Missing(_))) {
+            exit::USAGE
+        } else if error.downcast_ref::<MissingImages>().is_some() {
+            exit::IMAGES
+        } else if error.downcast_ref::<NotHealthy>().is_some() {
+            exit::UNHEALTHY
+        } else {
+            exit::FAILURE
+        };
+        Self { code, error }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct MissingImages(pub String);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotHealthy(pub String);
+
+pub async fn run(cli: Cli) -> Result<u8, Failure> {
+    let out = Output::new(cli.json);
+    match cli.command {
+        Command::Init { dir, name, force, demo, images } => {
+            let dir = dir.unwrap_or(cli.shop);
+            let docker = crate::engine::connect().await.ok();
+            let mut present = BTreeMap::new();
+            if let Some(docker) = &docker {
+                for image in crate::shop::known_images() {
+                    present.insert(image.clone(), docker.inspect_image(&image).await.is_ok());
+                }
+            }
+            let opts = InitOptions { dir, name, force, demo, images };
+            let report = crate::init::init(&opts, &|img| present.get(img).copied().unwrap_or(false), out)?;
+            let human = format!(
+                "created shop {} in {}\nsecrets: {} files in {}/secrets (mode 0600)\nnext: `shopctl --shop {} up`",
+                report.name, report.dir, report.secrets.len(), report.dir, report.dir
+            );
+            out.result(&report, &human);
+            Ok(exit::OK)
+        }
+        Command::Config { action: ConfigAction::Check } => {
+            let shop = Shop::load(&cli.shop)?;
+            let components: Vec<&str> = shop.enabled().iter().map(|c| c.name.as_str()).collect();
+            out.result(
+                &serde_json::json!({ "valid": true, "shop": shop.name(), "components": components }),
+                &format!("{} is valid: shop {}, components {}", cli.shop.join(SHOP_FILE).display(), shop.name(), components.join(", ")),
+            );
+            Ok(exit::OK)
+        }
+        Command::Up { components, profile, timeout } => {
+            let mut shop = Shop::load(&cli.shop)?;
+            for p in profile {
+                p.parse::<stack::Profile>().map_err(|e| anyhow::anyhow!(e))?;
+                shop.file.shop.profiles.get_mut().push(p);
+            }
+            let only = (!components.is_empty()).then_some(components);
+            let report = up(&shop, only.as_deref(), Duration::from_secs(timeout), out).await?;
+            let human = if report.up_to_date {
+                format!("shop {} is up to date", report.shop)
+            } else {
+                format!("shop {} is up: {} changes in {:.1}s{}", report.shop, report.changes, report.elapsed_s, gateway_hint(&shop))
+            };
+            out.result(&report, &human);
+            Ok(exit::OK)
+        }
+        Command::Status => {
+            let shop = Shop::load(&cli.shop)?;
+            let docker = crate::engine::connect().await?;
+            let status = crate::status::collect(&docker, shop.name()).await?;
+            out.result(&status, &crate::status::render(&status));
+            Ok(if status.healthy { exit::OK } else { exit::UNHEALTHY })
+        }
+        Command::Logs { components, follow, since, tail, grep } => {
+            let shop = Shop::load(&cli.shop)?;
+            let docker = crate::engine::connect().await?;
+            let grep = grep.map(|g| regex::Regex::new(&g)).transpose().context("--grep is not a valid regular expression")?;
+            let since = since.map(|s| parse_since(&s)).transpose()?;
+            let opts = crate::logs::LogsOptionsCli {
+                components,
+                follow,
+                since,
+                tail,
+                grep,
+                json: cli.json,
+                color: std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            };
+            crate::logs::run(&docker, shop.name(), &opts).await?;
+            Ok(exit::OK)
+        }
+        Command::Scale { counts, timeout } => {
+            let shop = Shop::load(&cli.shop)?;
+            let targets = parse_counts(&shop, &counts)?;
+            set_replicas(&cli.shop, &targets)?;
+            let shop = Shop::load(&cli.shop)?;
+            let names: Vec<String> = targets.keys().cloned().collect();
+            let report = up(&shop, Some(&names), Duration::from_secs(timeout), out).await?;
+            let summary: Vec<String> = targets.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.result(&report, &format!("scaled {} in {:.1}s", summary.join(" "), report.elapsed_s));
+            Ok(exit::OK)
+        }
+        Command::Down { volumes, yes } => {
+            let shop = Shop::load(&cli.shop)?;
+            let docker = crate::engine::connect().await?;
+            if volumes && !yes && !confirm(&format!("delete every volume (all data) of shop {}?", shop.name()))? {
+                return Err(anyhow::anyhow!("not deleting volumes; pass --yes to skip the question").into());
+            }
+            let report = crate::down::down(&docker, shop.name(), volumes, out).await?;
+            out.result(&report, &format!("shop {} is down ({} containers removed)", shop.name(), report.containers));
+            Ok(exit::OK)
+        }
+        Command::Doctor => {
+            let report = crate::doctor::run(&cli.shop).await;
+            out.result(&report, &crate::doctor::render(&report));
+            Ok(if report.ok { exit::OK } else { exit::FAILURE })
+        }
+    }
+}
+
+fn gateway_hint(shop: &Shop) -> String {
+    shop.stack
+        .get("gateway")
+        .and_then(|g| g.ports.first().and_then(|p| shop.host_port(g, p)))
+        .map(|port| format!("\nopen http://localhost:{port}/  (catalog API: http://localhost:{port}/api/catalog/products)"))
+        .unwrap_or_default()
+}
+
+/// Plans and applies: images first (present, else a clear way to get them), host ports
+/// next, then the reconciler.
+pub async fn up(shop: &Shop, only: Option<&[String]>, timeout: Duration, out: Output) -> Result<crate::reconcile::UpReport, Failure> {
+    let started = Instant::now();
+    let docker = crate::engine::connect().await?;
+    let engine = DockerEngine::new(docker);
+    let probe = crate::desired::desired(shop, only, &BTreeMap::new())?;
+    let mut image_ids = BTreeMap::new();
+    let mut missing = Vec::new();
+    let images: std::collections::BTreeSet<String> = probe.levels.iter().flatten().map(|c| c.spec.image.clone()).collect();
+    for image in images {
+        match engine.image_id(&image).await? {
+            Some(id) => {
+                image_ids.insert(image, id);
+            }
+            None => missing.push(image),
+        }
+    }
+    if !missing.is_empty() {
+        let lines: Vec<String> = missing.iter().map(|i| format!("  {i}: {}", crate::shop::image_remedy(i))).collect();
+        return Err(MissingImages(format!(
+            "these images are not on the engine and no registry is used to pull them:\n{}",
+            lines.join("\n")
+        ))
+        .into());
+    }
+    let desired = crate::desired::desired(shop, only, &image_ids)?;
+    let world = engine.observe(shop.name()).await?;
+    let plan = crate::planner::plan(&desired, &world, only);
+    check_ports(&desired, &plan, &world)?;
+    if plan.is_noop() {
+        out.step("", &format!("shop {} is up to date; checking health", shop.name()));
+    }
+    let remaining = timeout.saturating_sub(started.elapsed());
+    let mut report = crate::reconcile::apply(&engine, &desired, &plan, remaining, out)
+        .await
+        .map_err(|e| Failure { code: exit::UNHEALTHY, error: e })?;
+    // A no-op plan still proves health: every kept replica must be healthy now.
+    let world = engine.observe(shop.name()).await?;
+    for c in world.containers.iter().filter(|c| c.role == "service") {
+        let deadline = Instant::now() + timeout.saturating_sub(started.elapsed());
+        crate::reconcile::wait_healthy(&engine, &c.name, &c.id, deadline)
+            .await
+            .map_err(|e| Failure { code: exit::UNHEALTHY, error: e })?;
+    }
+    report.elapsed_s = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Host ports that new containers publish must be free, or held by the container being
+/// replaced; otherwise name the holder.
+fn check_ports(desired: &crate::planner::Desired, plan: &crate::planner::Plan, world: &crate::planner::ObservedWorld) -> anyhow::Result<()> {
+    for (level, plans) in desired.levels.iter().zip(&plan.levels) {
+        for (component, p) in level.iter().zip(plans) {
+            let creates_first = p.actions.iter().any(|a| matches!(a, crate::planner::Action::Create { replica: 1 }));
+            let ours = world.containers.iter().any(|c| c.component == component.name && c.replica == 1);
+            if !creates_first || ours {
+                continue;
+            }
+            for (_, host) in &component.spec.ports {
+                if !crate::ports::is_free(*host) {
+                    let holder = crate::ports::process_holding(*host).unwrap_or_else(|| "another process or container".into());
+                    bail!(
+                        "{}: host port {host} is taken by {holder}; change `ports` of [components.{}] in shop.toml \
+                         or stop that process (`shopctl doctor` lists conflicts)",
+                        component.name,
+                        component.name
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_counts(shop: &Shop, counts: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
+    let mut targets = BTreeMap::new();
+    for item in counts {
+        let (name, n) = item.split_once('=').with_context(|| format!("{item:?} is not SERVICE=N, e.g. catalog=3"))?;
+        let n: u32 = n.parse().with_context(|| format!("{item:?}: the replica count must be a number 0 or more"))?;
+        let component = shop.stack.get(name).with_context(|| format!("unknown component {name:?}; components are {}", shop.stack.names().join(", ")))?;
+        if !component.scalable && n != 1 {
+            bail!("{name} keeps state and runs as one replica; only stateless services scale");
+        }
+        if !shop.enabled().iter().any(|c| c.name == name) {
+            bail!("{name} is not enabled in this shop's profiles");
+        }
+        targets.insert(name.to_owned(), n);
+    }
+    Ok(targets)
+}
+
+/// Writes the new replica counts into shop.toml, keeping its comments and layout, so the
+/// next `up` keeps them.
+pub fn set_replicas(dir: &Path, targets: &BTreeMap<String, u32>) -> anyhow::Result<()> {
+    let path = dir.join(SHOP_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    for (name, n) in targets {
+        let components = doc.entry("components").or_insert(toml_edit::table());
+        let component = components
+            .as_table_like_mut()
+            .context("[components] is not a table")?
+            .entry(name)
+            .or_insert(toml_edit::table());
+        component
+            .as_table_like_mut()
+            .with_context(|| format!("[components.{name}] is not a table"))?
+            .insert("replicas", toml_edit::value(i64::from(*n)));
+    }
+    std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
+}
+
+fn parse_since(text: &str) -> anyhow::Result<i64> {
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: i64 = digits.parse().with_context(|| format!("--since {text:?}: expected e.g. 90, 5m or 2h"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => bail!("--since {text:?}: units are s, m, h, d"),
+    };
+    Ok(chrono::Utc::now().timestamp() - secs)
+}
+
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return Ok(false);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[derive(Debug, Serialize)]
+pub struct ErrorReport {
+    pub error: String,
+    pub exit_code: u8,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_writes_replicas_into_shop_toml_keeping_comments() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(SHOP_FILE);
+        std::fs::write(&path, "# my shop\n[shop]\nname = \"s\"\n\n[components.catalog]\n# keep me\nreplicas = 1\n").unwrap();
+        set_replicas(tmp.path(), &BTreeMap::from([("catalog".to_owned(), 3)])).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("replicas = 3"), "{text}");
+        assert!(text.contains("# keep me") && text.contains("# my shop"), "{text}");
+        let shop = Shop::load(tmp.path()).unwrap();
+        assert_eq!(shop.replicas(shop.stack.get("catalog").unwrap()), 3);
+    }
+
+    #[test]
+    fn scale_refuses_stateful_and_unknown_components() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(SHOP_FILE), "[shop]\nname = \"s\"\n").unwrap();
+        let shop = Shop::load(tmp.path()).unwrap();
+        assert!(parse_counts(&shop, &["postgres=2".into()]).unwrap_err().to_string().contains("keeps state"));
+        assert!(parse_counts(&shop, &["catalogue=2".into()]).unwrap_err().to_string().contains("unknown component"));
+        assert!(parse_counts(&shop, &["catalog".into()]).unwrap_err().to_string().contains("SERVICE=N"));
+        assert_eq!(parse_counts(&shop, &["catalog=3".into()]).unwrap()["catalog"], 3);
+    }
+}
