@@ -368,10 +368,16 @@ pub fn set_replicas(dir: &Path, targets: &BTreeMap<String, u32>) -> anyhow::Resu
             .context("[components] is not a table")?
             .entry(name)
             .or_insert(toml_edit::table());
-        component
+        let item = component
             .as_table_like_mut()
             .with_context(|| format!("[components.{name}] is not a table"))?
-            .insert("replicas", toml_edit::value(i64::from(*n)));
+            .entry("replicas")
+            .or_insert(toml_edit::value(0));
+        // Replace the value in place: the key (and the comments above it) stay.
+        let value = item.as_value_mut().with_context(|| format!("components.{name}.replicas is not a value"))?;
+        let decor = value.decor().clone();
+        *value = toml_edit::Value::from(i64::from(*n));
+        *value.decor_mut() = decor;
     }
     std::fs::write(&path, doc.to_string()).with_context(|| format!("writing {}", path.display()))
 }
