@@ -31,7 +31,7 @@ impl Output {
     /// A progress step: `component` may be empty. Human: `  component  message`.
     pub fn step(self, component: &str, message: &str) {
         match self.mode {
-            Mode::Human if component.is_empty() => eprintln_safe(&format!("{message}")),
+            Mode::Human if component.is_empty() => eprintln_safe(message),
             Mode::Human => eprintln_safe(&format!("  {component:<14} {message}")),
             Mode::Json => self.event("step", component, message),
         }

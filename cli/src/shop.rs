@@ -431,6 +431,47 @@ pub fn parse_memory(text: &str) -> Option<i64> {
     n.checked_mul(factor).filter(|b| *b >= 6 << 20)
 }
 
+/// Every image the stack may name (upstream and local), for `init`'s presence check.
+pub fn known_images() -> Vec<String> {
+    let Ok(stack) = Stack::embedded() else {
+        return Vec::new();
+    };
+    stack
+        .components
+        .iter()
+        .flat_map(|c| {
+            std::iter::once(c.image.replace("{version}", env!("CARGO_PKG_VERSION")))
+                .chain(c.local_image.clone())
+        })
+        .collect()
+}
+
+/// How to get an image that is not on the engine.
+pub fn image_remedy(image: &str) -> String {
+    if image.starts_with("shopstack/") {
+        "build it with `shopctl images build` (from the Shopstack source tree), or load an archive with \
+         `shopctl images load FILE`"
+            .into()
+    } else {
+        let local = Stack::embedded().ok().and_then(|s| {
+            s.components
+                .iter()
+                .find(|c| c.image == image)
+                .and_then(|c| c.local_image.clone())
+        });
+        match local {
+            Some(local) => format!(
+                "no registry is reachable: build the local replacement with `shopctl images build` and set \
+                 image = \"{local}\" in shop.toml (or `docker load` an archive of {image})"
+            ),
+            None => format!(
+                "it has no local source: on a machine with registry access run `docker save {image} -o image.tar`, \
+                 copy the file here and run `shopctl images load image.tar`; or disable its profile in shop.toml"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,38 +534,5 @@ mod tests {
         assert_eq!(parse_memory("1G"), Some(1 << 30));
         assert_eq!(parse_memory("lots"), None);
         assert_eq!(parse_memory("1k"), None, "below Docker's 6 MiB minimum");
-    }
-}
-
-/// Every image the stack may name (upstream and local), for `init`'s presence check.
-pub fn known_images() -> Vec<String> {
-    let Ok(stack) = Stack::embedded() else { return Vec::new() };
-    stack
-        .components
-        .iter()
-        .flat_map(|c| std::iter::once(c.image.replace("{version}", env!("CARGO_PKG_VERSION"))).chain(c.local_image.clone()))
-        .collect()
-}
-
-/// How to get an image that is not on the engine.
-pub fn image_remedy(image: &str) -> String {
-    if image.starts_with("shopstack/") {
-        "build it with `shopctl images build` (from the Shopstack source tree), or load an archive with \
-         `shopctl images load FILE`"
-            .into()
-    } else {
-        let local = Stack::embedded().ok().and_then(|s| {
-            s.components.iter().find(|c| c.image == image).and_then(|c| c.local_image.clone())
-        });
-        match local {
-            Some(local) => format!(
-                "no registry is reachable: build the local replacement with `shopctl images build` and set \
-                 image = \"{local}\" in shop.toml (or `docker load` an archive of {image})"
-            ),
-            None => format!(
-                "it has no local source: on a machine with registry access run `docker save {image} -o image.tar`, \
-                 copy the file here and run `shopctl images load image.tar`; or disable its profile in shop.toml"
-            ),
-        }
     }
 }

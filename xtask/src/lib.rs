@@ -30,7 +30,7 @@ pub enum Task {
     Setup,
 }
 
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: &Cli) -> anyhow::Result<()> {
     match cli.task {
         Task::Ci => ci(),
         Task::Setup => setup(),

@@ -131,7 +131,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             Self::Internal(cause) => {
-                tracing::error!(error = format!("{cause:#}"), "request failed")
+                tracing::error!(error = format!("{cause:#}"), "request failed");
             }
             Self::Unavailable(cause) => tracing::warn!(error = %cause, "dependency unavailable"),
             _ => {}
