@@ -114,10 +114,12 @@ pub(super) fn deb822_mirror(text: &str, suite: &str) -> Option<String> {
                 _ => {}
             }
         }
-        if enabled && types.iter().any(|t| t == "deb") && suites.iter().any(|s| s == suite) {
-            if let Some(uri) = uris.into_iter().next() {
-                return Some(uri);
-            }
+        if enabled
+            && types.iter().any(|t| t == "deb")
+            && suites.iter().any(|s| s == suite)
+            && let Some(uri) = uris.into_iter().next()
+        {
+            return Some(uri);
         }
     }
     None
@@ -189,7 +191,11 @@ fn effective_uid() -> Option<u32> {
 }
 
 /// debootstraps, trims and imports the base; returns the new image's id.
-pub(super) async fn build(docker: &Docker, debootstrap: &Path, out: Output) -> anyhow::Result<String> {
+pub(super) async fn build(
+    docker: &Docker,
+    debootstrap: &Path,
+    out: Output,
+) -> anyhow::Result<String> {
     let sources = sources();
     let hash = recipe_hash(&sources);
     // On disk, not in /tmp: /tmp may be a small tmpfs and the root is ~200 MB before
@@ -218,7 +224,10 @@ pub(super) async fn build(docker: &Docker, debootstrap: &Path, out: Output) -> a
         .kill_on_drop(true);
     out.step(
         "debian-base",
-        &format!("debootstrap --variant=minbase {DEBIAN_SUITE} from {}", sources.mirror),
+        &format!(
+            "debootstrap --variant=minbase {DEBIAN_SUITE} from {}",
+            sources.mirror
+        ),
     );
     run_logged(command, "debian-base", PHASES, out)
         .await
@@ -231,7 +240,10 @@ pub(super) async fn build(docker: &Docker, debootstrap: &Path, out: Output) -> a
             )
         })?;
 
-    out.step("debian-base", "trimming caches, docs, man pages and locales");
+    out.step(
+        "debian-base",
+        "trimming caches, docs, man pages and locales",
+    );
     let root_for_trim = root.clone();
     let file = sources.file.clone();
     let tar = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<u8>> {
@@ -277,7 +289,11 @@ pub(super) async fn run_logged(
     phases: &[&str],
     out: Output,
 ) -> anyhow::Result<()> {
-    let program = command.as_std().get_program().to_string_lossy().into_owned();
+    let program = command
+        .as_std()
+        .get_program()
+        .to_string_lossy()
+        .into_owned();
     let mut child = command
         .spawn()
         .with_context(|| format!("starting {program}"))?;
@@ -310,7 +326,10 @@ pub(super) async fn run_logged(
         .await
         .with_context(|| format!("waiting for {program}"))?;
     if !status.success() {
-        bail!("{program} exited with {status}\nlast output:\n{}", tail.render());
+        bail!(
+            "{program} exited with {status}\nlast output:\n{}",
+            tail.render()
+        );
     }
     Ok(())
 }
@@ -451,7 +470,10 @@ mod tests {
             one_line_mirror("deb http://m/debian bookworm main", "bookworm").as_deref(),
             Some("http://m/debian")
         );
-        assert_eq!(one_line_mirror("deb http://m/debian trixie main", "bookworm"), None);
+        assert_eq!(
+            one_line_mirror("deb http://m/debian trixie main", "bookworm"),
+            None
+        );
     }
 
     #[test]
@@ -501,7 +523,10 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().path().unwrap().display().to_string())
             .collect();
-        assert!(names.iter().any(|n| n.ends_with("usr/bin/bash")), "{names:?}");
+        assert!(
+            names.iter().any(|n| n.ends_with("usr/bin/bash")),
+            "{names:?}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub(super) struct Existing {
 }
 
 impl Existing {
-    pub fn source_hash(&self) -> Option<&str> {
+    pub(super) fn source_hash(&self) -> Option<&str> {
         self.labels.get(LABEL_SOURCE_HASH).map(String::as_str)
     }
 }
@@ -57,14 +57,14 @@ pub(super) struct Tail {
 }
 
 impl Tail {
-    pub fn push(&mut self, line: &str) {
+    pub(super) fn push(&mut self, line: &str) {
         if self.lines.len() == TAIL_LINES {
             self.lines.pop_front();
         }
         self.lines.push_back(line.trim_end().to_owned());
     }
 
-    pub fn render(&self) -> String {
+    pub(super) fn render(&self) -> String {
         if self.lines.is_empty() {
             return "(no output)".to_owned();
         }
@@ -192,7 +192,10 @@ mod tests {
 
     #[test]
     fn long_steps_are_shortened() {
-        assert_eq!(shorten("  Step 1/3 : FROM scratch\n"), "Step 1/3 : FROM scratch");
+        assert_eq!(
+            shorten("  Step 1/3 : FROM scratch\n"),
+            "Step 1/3 : FROM scratch"
+        );
         let long = format!("Step 2/3 : RUN {}", "x".repeat(500));
         let short = shorten(&long);
         assert_eq!(short.chars().count(), STEP_WIDTH);

@@ -9,7 +9,7 @@ use serde::Serialize;
 /// The Debian base every infrastructure image is built `FROM`.
 pub const BASE_IMAGE: &str = "shopstack/debian-base:bookworm";
 /// The Debian release of the base image.
-pub const DEBIAN_SUITE: &str = "bookworm";
+pub(crate) const DEBIAN_SUITE: &str = "bookworm";
 
 /// The Shopstack services, in the order their images are built. A service's image is
 /// built only when its package exists in the workspace (or a prebuilt binary is given).
@@ -28,7 +28,7 @@ pub const SERVICES: &[&str] = &[
 pub const TRAEFIK_WHEEL_VERSION: &str = "3.7.15";
 
 /// One file of an image's build context, embedded in shopctl at compile time.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SourceFile {
     /// Path inside the build context (and, for the base, inside the root file system).
     pub path: &'static str,
@@ -49,7 +49,7 @@ macro_rules! source {
 
 /// Configuration files laid over the debootstrapped root (the tweaks Docker's own
 /// debootstrap-made images carry: no service starts, no caches, no docs).
-pub const BASE_ROOTFS: &[SourceFile] = &[
+pub(crate) const BASE_ROOTFS: &[SourceFile] = &[
     source!("debian-base/rootfs", "usr/sbin/policy-rc.d", 0o755),
     source!(
         "debian-base/rootfs",
@@ -84,7 +84,8 @@ pub const BASE_ROOTFS: &[SourceFile] = &[
 ];
 
 /// The APT sources written into the base when the host's are not bookworm's.
-pub const BASE_DEFAULT_SOURCES: &[u8] = include_bytes!("../../../stack/images/debian-base/debian.sources");
+pub(crate) const BASE_DEFAULT_SOURCES: &[u8] =
+    include_bytes!("../../../stack/images/debian-base/debian.sources");
 
 const POSTGRES_FILES: &[SourceFile] = &[
     source!("postgres", "Dockerfile", 0o644),
@@ -110,7 +111,8 @@ const TRAEFIK_FILES: &[SourceFile] = &[
 ];
 
 /// The service Dockerfile: `@SERVICE@`, `@VERSION@`, `@REVISION@` are filled in.
-pub const SERVICE_DOCKERFILE: &str = include_str!("../../../stack/images/service/Dockerfile");
+pub(crate) const SERVICE_DOCKERFILE: &str =
+    include_str!("../../../stack/images/service/Dockerfile");
 
 /// How an image comes to exist on this engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,33 +161,37 @@ impl Recipe {
 /// One image the stack can use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageSpec {
-    /// The stack component (`postgres`, `catalog` …); also the short name for `--only`.
-    pub component: &'static str,
+    /// The short name for `--only` and listings (`postgres`, `traefik`, `catalog` …).
+    pub component: String,
     /// The image reference as built or expected here (`shopstack/postgres:15`); for
     /// archive-only components, the upstream reference.
     pub image: String,
     /// The upstream image this one stands in for, if any.
-    pub upstream: Option<&'static str>,
+    pub upstream: Option<String>,
     /// Other upstream references the same local image may replace.
     #[serde(skip)]
     pub aliases: &'static [&'static str],
+    /// Other short names: the stack's component names (`gateway` for Traefik).
+    #[serde(skip)]
+    pub names: Vec<String>,
     pub recipe: Recipe,
     pub description: &'static str,
 }
 
 impl ImageSpec {
     /// Whether a name given by the user (`postgres`, `shopstack/postgres`,
-    /// `shopstack/postgres:15`, `postgres:15`) means this image.
+    /// `shopstack/postgres:15`, `postgres:15`, the stack's `gateway`) means this image.
     pub fn matches(&self, name: &str) -> bool {
         let name = name.trim();
-        if name == self.component || name == self.image {
+        if name == self.component || name == self.image || self.names.iter().any(|n| n == name) {
             return true;
         }
         if self.image.split_once(':').map(|(repo, _)| repo) == Some(name) {
             return true;
         }
         let normalized = normalize_reference(name);
-        self.upstream == Some(normalized.as_str()) || self.aliases.contains(&normalized.as_str())
+        self.upstream.as_deref() == Some(normalized.as_str())
+            || self.aliases.contains(&normalized.as_str())
     }
 }
 
@@ -243,35 +249,6 @@ const INFRA: &[Infra] = &[
     },
 ];
 
-/// Components with no local source: (component, upstream reference, description).
-const ARCHIVE_ONLY: &[(&str, &str, &str)] = &[
-    (
-        "consul",
-        "hashicorp/consul:1.20",
-        "Consul service discovery (not packaged by Debian)",
-    ),
-    (
-        "grafana",
-        "grafana/grafana:11.6.0",
-        "Grafana dashboards (not packaged by Debian)",
-    ),
-    (
-        "elasticsearch",
-        "docker.elastic.co/elasticsearch/elasticsearch:8.17.4",
-        "Elasticsearch for central logs (not packaged by Debian)",
-    ),
-    (
-        "logstash",
-        "docker.elastic.co/logstash/logstash:8.17.4",
-        "Logstash log pipeline (not packaged by Debian)",
-    ),
-    (
-        "kibana",
-        "docker.elastic.co/kibana/kibana:8.17.4",
-        "Kibana log UI (not packaged by Debian)",
-    ),
-];
-
 /// The tag service images get by default: the workspace version (shopctl shares it).
 pub fn default_service_tag() -> &'static str {
     env!("CARGO_PKG_VERSION")
@@ -284,42 +261,68 @@ pub fn catalog() -> Vec<ImageSpec> {
 
 /// [`catalog`] with service images tagged `tag` instead of the workspace version.
 pub fn catalog_with_service_tag(tag: &str) -> Vec<ImageSpec> {
+    // The stack definition names the upstream images; components it runs that have no
+    // recipe here can only be loaded from an archive.
+    let stack = stack::Stack::embedded()
+        .map(|s| s.components)
+        .unwrap_or_default();
+    let stack_names = |image: &str| -> Vec<String> {
+        stack
+            .iter()
+            .filter(|c| c.local_image.as_deref() == Some(image))
+            .map(|c| c.name.clone())
+            .collect()
+    };
+
     let mut specs = vec![ImageSpec {
-        component: "debian-base",
+        component: "debian-base".to_owned(),
         image: BASE_IMAGE.to_owned(),
         upstream: None,
         aliases: &[],
+        names: Vec::new(),
         recipe: Recipe::Debootstrap,
         description: "Minimal Debian bookworm made with debootstrap; base of the infrastructure images",
     }];
-    specs.extend(INFRA.iter().map(|infra| ImageSpec {
-        component: infra.component,
-        image: infra.image.to_owned(),
-        upstream: Some(infra.upstream),
-        aliases: infra.aliases,
-        recipe: infra.recipe,
-        description: infra.description,
+    specs.extend(INFRA.iter().map(|infra| {
+        ImageSpec {
+            component: infra.component.to_owned(),
+            image: infra.image.to_owned(),
+            upstream: Some(infra.upstream.to_owned()),
+            aliases: infra.aliases,
+            names: stack_names(infra.image)
+                .into_iter()
+                .filter(|n| n != infra.component)
+                .collect(),
+            recipe: infra.recipe,
+            description: infra.description,
+        }
     }));
     specs.extend(SERVICES.iter().map(|&service| ImageSpec {
-        component: service,
+        component: service.to_owned(),
         image: format!("shopstack/{service}:{tag}"),
         upstream: None,
         aliases: &[],
+        names: Vec::new(),
         recipe: Recipe::Service { package: service },
         description: "Shopstack service: static release binary FROM scratch",
     }));
-    specs.extend(
-        ARCHIVE_ONLY
-            .iter()
-            .map(|&(component, upstream, description)| ImageSpec {
-                component,
-                image: upstream.to_owned(),
-                upstream: Some(upstream),
-                aliases: &[],
-                recipe: Recipe::ArchiveOnly,
-                description,
-            }),
-    );
+    for component in &stack {
+        let ours = component.image.starts_with("shopstack/")
+            || component.local_image.is_some()
+            || local_replacement(&component.image).is_some();
+        if ours || specs.iter().any(|s| s.component == component.name) {
+            continue;
+        }
+        specs.push(ImageSpec {
+            component: component.name.clone(),
+            image: component.image.clone(),
+            upstream: Some(component.image.clone()),
+            aliases: &[],
+            names: Vec::new(),
+            recipe: Recipe::ArchiveOnly,
+            description: "No Debian package or other local source: load an image archive",
+        });
+    }
     specs
 }
 
@@ -330,9 +333,7 @@ pub fn local_replacement(upstream: &str) -> Option<&'static str> {
     let normalized = normalize_reference(upstream);
     INFRA
         .iter()
-        .find(|infra| {
-            infra.upstream == normalized || infra.aliases.contains(&normalized.as_str())
-        })
+        .find(|infra| infra.upstream == normalized || infra.aliases.contains(&normalized.as_str()))
         .map(|infra| infra.image)
 }
 
@@ -354,7 +355,10 @@ mod tests {
 
     #[test]
     fn upstream_names_map_to_local_images() {
-        assert_eq!(local_replacement("postgres:15"), Some("shopstack/postgres:15"));
+        assert_eq!(
+            local_replacement("postgres:15"),
+            Some("shopstack/postgres:15")
+        );
         assert_eq!(
             local_replacement("docker.io/library/postgres:15"),
             Some("shopstack/postgres:15")
@@ -371,25 +375,61 @@ mod tests {
             local_replacement("docker.io/prom/prometheus:v2.42.0"),
             Some("shopstack/prometheus:2.42")
         );
-        assert_eq!(local_replacement("traefik:v3.7"), Some("shopstack/traefik:3.7"));
+        assert_eq!(
+            local_replacement("traefik:v3.7"),
+            Some("shopstack/traefik:3.7")
+        );
         assert_eq!(local_replacement("postgres:16"), None);
-        assert_eq!(local_replacement("grafana/grafana:11.6.0"), None);
+        assert_eq!(local_replacement("grafana/grafana:11.3.0"), None);
     }
 
     #[test]
     fn catalog_is_in_build_order_and_names_are_unique() {
         let specs = catalog();
         assert_eq!(specs[0].image, BASE_IMAGE);
-        let mut components: Vec<_> = specs.iter().map(|s| s.component).collect();
+        let mut components: Vec<_> = specs.iter().map(|s| s.component.clone()).collect();
         let mut images: Vec<_> = specs.iter().map(|s| s.image.clone()).collect();
-        components.sort_unstable();
+        components.sort();
         components.dedup();
         images.sort();
         images.dedup();
         assert_eq!(components.len(), specs.len());
         assert_eq!(images.len(), specs.len());
         // Everything FROM the base comes after it.
-        assert!(specs.iter().skip(1).all(|s| s.recipe != Recipe::Debootstrap));
+        assert!(
+            specs
+                .iter()
+                .skip(1)
+                .all(|s| s.recipe != Recipe::Debootstrap)
+        );
+    }
+
+    #[test]
+    fn every_stack_image_is_in_the_catalog() {
+        let stack = stack::Stack::embedded().unwrap();
+        let specs = catalog();
+        for component in &stack.components {
+            let image = component.image.replace("{version}", default_service_tag());
+            let spec = specs.iter().find(|s| s.matches(&image));
+            let Some(spec) = spec else {
+                panic!("{} ({image}) is not in the image catalog", component.name);
+            };
+            assert!(spec.matches(&component.name), "{} by name", component.name);
+            if let Some(local) = &component.local_image {
+                assert_eq!(
+                    local_replacement(&component.image),
+                    Some(local.as_str()),
+                    "{}: the stack's local_image is the one built here",
+                    component.name
+                );
+                assert_eq!(&spec.image, local);
+            }
+            if let Recipe::Service { package } = spec.recipe {
+                assert_eq!(package, component.name);
+            }
+        }
+        let consul = specs.iter().find(|s| s.component == "consul");
+        assert_eq!(consul.map(|s| s.recipe), Some(Recipe::ArchiveOnly));
     }
 
     #[test]
@@ -413,6 +453,11 @@ mod tests {
         let Some(postgres) = postgres else {
             panic!("postgres is in the catalog");
         };
+        let traefik = specs.iter().find(|s| s.component == "traefik");
+        assert!(
+            traefik.is_some_and(|t| t.matches("gateway")),
+            "the stack's name"
+        );
         for name in [
             "postgres",
             "shopstack/postgres",

@@ -14,7 +14,7 @@ const FIXED_MTIME: u64 = 1_672_531_200;
 
 /// The files of one build context, by path; the order of insertion does not matter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BuildContext {
+pub(crate) struct BuildContext {
     files: BTreeMap<String, ContextFile>,
 }
 
@@ -25,12 +25,12 @@ struct ContextFile {
 }
 
 impl BuildContext {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
     /// A context holding the embedded files of a recipe.
-    pub fn from_sources(files: &[SourceFile]) -> Self {
+    pub(crate) fn from_sources(files: &[SourceFile]) -> Self {
         let mut context = Self::new();
         for file in files {
             context.add(file.path, file.mode, file.contents.to_vec());
@@ -39,23 +39,21 @@ impl BuildContext {
     }
 
     /// Adds (or replaces) a file.
-    pub fn add(&mut self, path: &str, mode: u32, contents: Vec<u8>) {
-        self.files
-            .insert(path.trim_start_matches('/').to_owned(), ContextFile { mode, contents });
-    }
-
-    pub fn contains(&self, path: &str) -> bool {
-        self.files.contains_key(path)
+    pub(crate) fn add(&mut self, path: &str, mode: u32, contents: Vec<u8>) {
+        self.files.insert(
+            path.trim_start_matches('/').to_owned(),
+            ContextFile { mode, contents },
+        );
     }
 
     /// Total size of the files, for progress messages.
-    pub fn size(&self) -> usize {
+    pub(crate) fn size(&self) -> usize {
         self.files.values().map(|f| f.contents.len()).sum()
     }
 
     /// A hash of every path, mode and content, plus `extra` inputs (the parent image's
     /// id, build labels …). Equal hashes mean the build would produce the same image.
-    pub fn source_hash(&self, extra: &[&str]) -> String {
+    pub(crate) fn source_hash(&self, extra: &[&str]) -> String {
         let mut hasher = Sha256::new();
         // Length-prefixed fields: no two different inputs serialise the same way.
         let mut field = |bytes: &[u8]| {
@@ -75,7 +73,7 @@ impl BuildContext {
     }
 
     /// The context as an uncompressed tar, as `POST /build` takes it.
-    pub fn to_tar(&self) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn to_tar(&self) -> anyhow::Result<Vec<u8>> {
         let mut builder = tar::Builder::new(Vec::with_capacity(self.size() + 64 * 1024));
         for (path, file) in &self.files {
             let mut header = tar::Header::new_gnu();

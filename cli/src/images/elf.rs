@@ -10,7 +10,9 @@ use anyhow::{bail, ensure};
 pub enum Linkage {
     Static,
     /// Needs this program interpreter (dynamic loader) at run time.
-    Dynamic { interpreter: String },
+    Dynamic {
+        interpreter: String,
+    },
 }
 
 const PT_INTERP: u32 = 3;
