@@ -115,6 +115,31 @@ pub enum Command {
     },
     /// Check the engine, disk, ports and images.
     Doctor,
+    /// Build, list, save and load the stack's images (no registry needed).
+    Images {
+        #[command(subcommand)]
+        action: ImagesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesAction {
+    /// Build every image that can be built here (or only those named).
+    Build {
+        only: Vec<String>,
+        /// Rebuild even when up to date, without the layer cache.
+        #[arg(long)]
+        force: bool,
+        /// Prebuilt static service binaries (DIR/<service>) instead of running cargo.
+        #[arg(long)]
+        binaries: Option<PathBuf>,
+    },
+    /// Every image the stack can use, present or missing, with the remedy.
+    List,
+    /// Write an image archive for an air-gapped host.
+    Save { path: PathBuf, names: Vec<String> },
+    /// Load an image archive.
+    Load { path: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,7 +160,10 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
         let error: anyhow::Error = err.into();
         let code = if error.downcast_ref::<EngineError>().is_some() {
             exit::ENGINE
-        } else if matches!(error.downcast_ref::<ShopError>(), Some(ShopError::Invalid(_) | ShopError::Missing(_))) {
+        } else if matches!(
+            error.downcast_ref::<ShopError>(),
+            Some(ShopError::Invalid(_) | ShopError::Missing(_))
+        ) {
             exit::USAGE
         } else if error.downcast_ref::<MissingImages>().is_some() {
             exit::IMAGES
@@ -159,7 +187,13 @@ pub struct NotHealthy(pub String);
 pub async fn run(cli: Cli) -> Result<u8, Failure> {
     let out = Output::new(cli.json);
     match cli.command {
-        Command::Init { dir, name, force, demo, images } => {
+        Command::Init {
+            dir,
+            name,
+            force,
+            demo,
+            images,
+        } => {
             let dir = dir.unwrap_or(cli.shop);
             let docker = crate::engine::connect().await.ok();
             let mut present = BTreeMap::new();
@@ -168,16 +202,32 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
                     present.insert(image.clone(), docker.inspect_image(&image).await.is_ok());
                 }
             }
-            let opts = InitOptions { dir, name, force, demo, images };
-            let report = crate::init::init(&opts, &|img| present.get(img).copied().unwrap_or(false), out)?;
+            let opts = InitOptions {
+                dir,
+                name,
+                force,
+                demo,
+                images,
+            };
+            let report = crate::init::init(
+                &opts,
+                &|img| present.get(img).copied().unwrap_or(false),
+                out,
+            )?;
             let human = format!(
                 "created shop {} in {}\nsecrets: {} files in {}/secrets (mode 0600)\nnext: `shopctl --shop {} up`",
-                report.name, report.dir, report.secrets.len(), report.dir, report.dir
+                report.name,
+                report.dir,
+                report.secrets.len(),
+                report.dir,
+                report.dir
             );
             out.result(&report, &human);
             Ok(exit::OK)
         }
-        Command::Config { action: ConfigAction::Check } => {
+        Command::Config {
+            action: ConfigAction::Check,
+        } => {
             let shop = Shop::load(&cli.shop)?;
             let components: Vec<&str> = shop.enabled().iter().map(|c| c.name.as_str()).collect();
             out.result(
@@ -186,10 +236,15 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             );
             Ok(exit::OK)
         }
-        Command::Up { components, profile, timeout } => {
+        Command::Up {
+            components,
+            profile,
+            timeout,
+        } => {
             let mut shop = Shop::load(&cli.shop)?;
             for p in profile {
-                p.parse::<stack::Profile>().map_err(|e| anyhow::anyhow!(e))?;
+                p.parse::<stack::Profile>()
+                    .map_err(|e| anyhow::anyhow!(e))?;
                 shop.file.shop.profiles.get_mut().push(p);
             }
             let only = (!components.is_empty()).then_some(components);
@@ -197,7 +252,13 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             let human = if report.up_to_date {
                 format!("shop {} is up to date", report.shop)
             } else {
-                format!("shop {} is up: {} changes in {:.1}s{}", report.shop, report.changes, report.elapsed_s, gateway_hint(&shop))
+                format!(
+                    "shop {} is up: {} changes in {:.1}s{}",
+                    report.shop,
+                    report.changes,
+                    report.elapsed_s,
+                    gateway_hint(&shop)
+                )
             };
             out.result(&report, &human);
             Ok(exit::OK)
@@ -207,12 +268,25 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             let docker = crate::engine::connect().await?;
             let status = crate::status::collect(&docker, shop.name()).await?;
             out.result(&status, &crate::status::render(&status));
-            Ok(if status.healthy { exit::OK } else { exit::UNHEALTHY })
+            Ok(if status.healthy {
+                exit::OK
+            } else {
+                exit::UNHEALTHY
+            })
         }
-        Command::Logs { components, follow, since, tail, grep } => {
+        Command::Logs {
+            components,
+            follow,
+            since,
+            tail,
+            grep,
+        } => {
             let shop = Shop::load(&cli.shop)?;
             let docker = crate::engine::connect().await?;
-            let grep = grep.map(|g| regex::Regex::new(&g)).transpose().context("--grep is not a valid regular expression")?;
+            let grep = grep
+                .map(|g| regex::Regex::new(&g))
+                .transpose()
+                .context("--grep is not a valid regular expression")?;
             let since = since.map(|s| parse_since(&s)).transpose()?;
             let opts = crate::logs::LogsOptionsCli {
                 components,
@@ -234,25 +308,157 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             let names: Vec<String> = targets.keys().cloned().collect();
             let report = up(&shop, Some(&names), Duration::from_secs(timeout), out).await?;
             let summary: Vec<String> = targets.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            out.result(&report, &format!("scaled {} in {:.1}s", summary.join(" "), report.elapsed_s));
+            out.result(
+                &report,
+                &format!("scaled {} in {:.1}s", summary.join(" "), report.elapsed_s),
+            );
             Ok(exit::OK)
         }
         Command::Down { volumes, yes } => {
             let shop = Shop::load(&cli.shop)?;
             let docker = crate::engine::connect().await?;
-            if volumes && !yes && !confirm(&format!("delete every volume (all data) of shop {}?", shop.name()))? {
-                return Err(anyhow::anyhow!("not deleting volumes; pass --yes to skip the question").into());
+            if volumes
+                && !yes
+                && !confirm(&format!(
+                    "delete every volume (all data) of shop {}?",
+                    shop.name()
+                ))?
+            {
+                return Err(anyhow::anyhow!(
+                    "not deleting volumes; pass --yes to skip the question"
+                )
+                .into());
             }
             let report = crate::down::down(&docker, shop.name(), volumes, out).await?;
-            out.result(&report, &format!("shop {} is down ({} containers removed)", shop.name(), report.containers));
+            out.result(
+                &report,
+                &format!(
+                    "shop {} is down ({} containers removed)",
+                    shop.name(),
+                    report.containers
+                ),
+            );
             Ok(exit::OK)
         }
+        Command::Images { action } => images(action, &cli.shop, out).await,
         Command::Doctor => {
             let report = crate::doctor::run(&cli.shop).await;
             out.result(&report, &crate::doctor::render(&report));
             Ok(if report.ok { exit::OK } else { exit::FAILURE })
         }
     }
+}
+
+async fn images(action: ImagesAction, shop_dir: &Path, out: Output) -> Result<u8, Failure> {
+    let docker = crate::engine::connect().await?;
+    match action {
+        ImagesAction::Build {
+            only,
+            force,
+            binaries,
+        } => {
+            let opts = crate::images::BuildOptions {
+                only,
+                force,
+                binaries,
+                service_tag: None,
+            };
+            let built = crate::images::build(&docker, &opts, out).await?;
+            // A shop here names upstream images that no registry will give us: point
+            // it at the local replacements that now exist.
+            let repointed = if shop_dir.join(SHOP_FILE).exists() {
+                use_local_images(&docker, shop_dir).await?
+            } else {
+                Vec::new()
+            };
+            let mut human: Vec<String> = built
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{:<12} {:<30} {:?} {:.1}s",
+                        b.component, b.image, b.outcome, b.seconds
+                    )
+                })
+                .collect();
+            human.extend(
+                repointed
+                    .iter()
+                    .map(|(c, i)| format!("shop.toml: {c} now uses {i}")),
+            );
+            out.result(
+                &serde_json::json!({ "images": built, "repointed": repointed }),
+                &human.join("\n"),
+            );
+        }
+        ImagesAction::List => {
+            let list = crate::images::list(&docker).await?;
+            let human: Vec<String> = list
+                .iter()
+                .map(|i| {
+                    let state = if i.present {
+                        "present".to_owned()
+                    } else {
+                        format!("missing: {}", i.remedy.clone().unwrap_or_default())
+                    };
+                    format!("{:<14} {:<34} {}", i.component, i.image, state)
+                })
+                .collect();
+            out.result(&list, &human.join("\n"));
+        }
+        ImagesAction::Save { path, names } => {
+            let saved = crate::images::save(&docker, &path, &names, out).await?;
+            out.result(
+                &saved,
+                &format!("saved {} images to {}", saved.len(), path.display()),
+            );
+        }
+        ImagesAction::Load { path } => {
+            let loaded = crate::images::load(&docker, &path, out).await?;
+            out.result(&loaded, &format!("loaded {}", loaded.join(", ")));
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// Rewrites shop.toml's images: a component whose image is missing on the engine but
+/// whose local replacement is present gets the replacement. Returns what changed.
+pub async fn use_local_images(
+    docker: &bollard::Docker,
+    shop_dir: &Path,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let shop = Shop::load(shop_dir)?;
+    let mut changes = Vec::new();
+    for component in &shop.stack.components {
+        let (current, Some(local)) = (shop.image(component), component.local_image.clone()) else {
+            continue;
+        };
+        if current == local
+            || docker.inspect_image(&current).await.is_ok()
+            || docker.inspect_image(&local).await.is_err()
+        {
+            continue;
+        }
+        changes.push((component.name.clone(), local));
+    }
+    if changes.is_empty() {
+        return Ok(changes);
+    }
+    let path = shop_dir.join(SHOP_FILE);
+    let text = std::fs::read_to_string(&path)?;
+    let mut doc: toml_edit::DocumentMut = text.parse()?;
+    for (name, image) in &changes {
+        let components = doc.entry("components").or_insert(toml_edit::table());
+        let table = components
+            .as_table_like_mut()
+            .context("[components] is not a table")?;
+        let component = table.entry(name).or_insert(toml_edit::table());
+        component
+            .as_table_like_mut()
+            .with_context(|| format!("[components.{name}] is not a table"))?
+            .insert("image", toml_edit::value(image.as_str()));
+    }
+    std::fs::write(&path, doc.to_string())?;
+    Ok(changes)
 }
 
 fn gateway_hint(shop: &Shop) -> String {
@@ -265,14 +471,27 @@ fn gateway_hint(shop: &Shop) -> String {
 
 /// Plans and applies: images first (present, else a clear way to get them), host ports
 /// next, then the reconciler.
-pub async fn up(shop: &Shop, only: Option<&[String]>, timeout: Duration, out: Output) -> Result<crate::reconcile::UpReport, Failure> {
+pub async fn up(
+    shop: &Shop,
+    only: Option<&[String]>,
+    timeout: Duration,
+    out: Output,
+) -> Result<crate::reconcile::UpReport, Failure> {
     let started = Instant::now();
     let docker = crate::engine::connect().await?;
     let engine = DockerEngine::new(docker);
     let probe = crate::desired::desired(shop, only, &BTreeMap::new())?;
+    // Ports first: a taken port is reported before anything starts.
+    let world = engine.observe(shop.name()).await?;
+    check_ports(&probe, &crate::planner::plan(&probe, &world, only), &world)?;
     let mut image_ids = BTreeMap::new();
     let mut missing = Vec::new();
-    let images: std::collections::BTreeSet<String> = probe.levels.iter().flatten().map(|c| c.spec.image.clone()).collect();
+    let images: std::collections::BTreeSet<String> = probe
+        .levels
+        .iter()
+        .flatten()
+        .map(|c| c.spec.image.clone())
+        .collect();
     for image in images {
         match engine.image_id(&image).await? {
             Some(id) => {
@@ -282,7 +501,10 @@ pub async fn up(shop: &Shop, only: Option<&[String]>, timeout: Duration, out: Ou
         }
     }
     if !missing.is_empty() {
-        let lines: Vec<String> = missing.iter().map(|i| format!("  {i}: {}", crate::shop::image_remedy(i))).collect();
+        let lines: Vec<String> = missing
+            .iter()
+            .map(|i| format!("  {i}: {}", crate::shop::image_remedy(i)))
+            .collect();
         return Err(MissingImages(format!(
             "these images are not on the engine and no registry is used to pull them:\n{}",
             lines.join("\n")
@@ -290,23 +512,30 @@ pub async fn up(shop: &Shop, only: Option<&[String]>, timeout: Duration, out: Ou
         .into());
     }
     let desired = crate::desired::desired(shop, only, &image_ids)?;
-    let world = engine.observe(shop.name()).await?;
     let plan = crate::planner::plan(&desired, &world, only);
-    check_ports(&desired, &plan, &world)?;
     if plan.is_noop() {
-        out.step("", &format!("shop {} is up to date; checking health", shop.name()));
+        out.step(
+            "",
+            &format!("shop {} is up to date; checking health", shop.name()),
+        );
     }
     let remaining = timeout.saturating_sub(started.elapsed());
     let mut report = crate::reconcile::apply(&engine, &desired, &plan, remaining, out)
         .await
-        .map_err(|e| Failure { code: exit::UNHEALTHY, error: e })?;
+        .map_err(|e| Failure {
+            code: exit::UNHEALTHY,
+            error: e,
+        })?;
     // A no-op plan still proves health: every kept replica must be healthy now.
     let world = engine.observe(shop.name()).await?;
     for c in world.containers.iter().filter(|c| c.role == "service") {
         let deadline = Instant::now() + timeout.saturating_sub(started.elapsed());
         crate::reconcile::wait_healthy(&engine, &c.name, &c.id, deadline)
             .await
-            .map_err(|e| Failure { code: exit::UNHEALTHY, error: e })?;
+            .map_err(|e| Failure {
+                code: exit::UNHEALTHY,
+                error: e,
+            })?;
     }
     report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
@@ -314,17 +543,28 @@ pub async fn up(shop: &Shop, only: Option<&[String]>, timeout: Duration, out: Ou
 
 /// Host ports that new containers publish must be free, or held by the container being
 /// replaced; otherwise name the holder.
-fn check_ports(desired: &crate::planner::Desired, plan: &crate::planner::Plan, world: &crate::planner::ObservedWorld) -> anyhow::Result<()> {
+fn check_ports(
+    desired: &crate::planner::Desired,
+    plan: &crate::planner::Plan,
+    world: &crate::planner::ObservedWorld,
+) -> anyhow::Result<()> {
     for (level, plans) in desired.levels.iter().zip(&plan.levels) {
         for (component, p) in level.iter().zip(plans) {
-            let creates_first = p.actions.iter().any(|a| matches!(a, crate::planner::Action::Create { replica: 1 }));
-            let ours = world.containers.iter().any(|c| c.component == component.name && c.replica == 1);
+            let creates_first = p
+                .actions
+                .iter()
+                .any(|a| matches!(a, crate::planner::Action::Create { replica: 1 }));
+            let ours = world
+                .containers
+                .iter()
+                .any(|c| c.component == component.name && c.replica == 1);
             if !creates_first || ours {
                 continue;
             }
             for (_, host) in &component.spec.ports {
                 if !crate::ports::is_free(*host) {
-                    let holder = crate::ports::process_holding(*host).unwrap_or_else(|| "another process or container".into());
+                    let holder = crate::ports::process_holding(*host)
+                        .unwrap_or_else(|| "another process or container".into());
                     bail!(
                         "{}: host port {host} is taken by {holder}; change `ports` of [components.{}] in shop.toml \
                          or stop that process (`shopctl doctor` lists conflicts)",
@@ -341,9 +581,18 @@ fn check_ports(desired: &crate::planner::Desired, plan: &crate::planner::Plan, w
 fn parse_counts(shop: &Shop, counts: &[String]) -> anyhow::Result<BTreeMap<String, u32>> {
     let mut targets = BTreeMap::new();
     for item in counts {
-        let (name, n) = item.split_once('=').with_context(|| format!("{item:?} is not SERVICE=N, e.g. catalog=3"))?;
-        let n: u32 = n.parse().with_context(|| format!("{item:?}: the replica count must be a number 0 or more"))?;
-        let component = shop.stack.get(name).with_context(|| format!("unknown component {name:?}; components are {}", shop.stack.names().join(", ")))?;
+        let (name, n) = item
+            .split_once('=')
+            .with_context(|| format!("{item:?} is not SERVICE=N, e.g. catalog=3"))?;
+        let n: u32 = n
+            .parse()
+            .with_context(|| format!("{item:?}: the replica count must be a number 0 or more"))?;
+        let component = shop.stack.get(name).with_context(|| {
+            format!(
+                "unknown component {name:?}; components are {}",
+                shop.stack.names().join(", ")
+            )
+        })?;
         if !component.scalable && n != 1 {
             bail!("{name} keeps state and runs as one replica; only stateless services scale");
         }
@@ -359,8 +608,11 @@ fn parse_counts(shop: &Shop, counts: &[String]) -> anyhow::Result<BTreeMap<Strin
 /// next `up` keeps them.
 pub fn set_replicas(dir: &Path, targets: &BTreeMap<String, u32>) -> anyhow::Result<()> {
     let path = dir.join(SHOP_FILE);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut doc: toml_edit::DocumentMut = text.parse().with_context(|| format!("parsing {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .with_context(|| format!("parsing {}", path.display()))?;
     for (name, n) in targets {
         let components = doc.entry("components").or_insert(toml_edit::table());
         let component = components
@@ -374,7 +626,9 @@ pub fn set_replicas(dir: &Path, targets: &BTreeMap<String, u32>) -> anyhow::Resu
             .entry("replicas")
             .or_insert(toml_edit::value(0));
         // Replace the value in place: the key (and the comments above it) stay.
-        let value = item.as_value_mut().with_context(|| format!("components.{name}.replicas is not a value"))?;
+        let value = item
+            .as_value_mut()
+            .with_context(|| format!("components.{name}.replicas is not a value"))?;
         let decor = value.decor().clone();
         *value = toml_edit::Value::from(i64::from(*n));
         *value.decor_mut() = decor;
@@ -383,8 +637,13 @@ pub fn set_replicas(dir: &Path, targets: &BTreeMap<String, u32>) -> anyhow::Resu
 }
 
 fn parse_since(text: &str) -> anyhow::Result<i64> {
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: i64 = digits.parse().with_context(|| format!("--since {text:?}: expected e.g. 90, 5m or 2h"))?;
+    let (digits, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let n: i64 = digits
+        .parse()
+        .with_context(|| format!("--since {text:?}: expected e.g. 90, 5m or 2h"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -421,11 +680,18 @@ mod tests {
     fn scale_writes_replicas_into_shop_toml_keeping_comments() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join(SHOP_FILE);
-        std::fs::write(&path, "# my shop\n[shop]\nname = \"s\"\n\n[components.catalog]\n# keep me\nreplicas = 1\n").unwrap();
+        std::fs::write(
+            &path,
+            "# my shop\n[shop]\nname = \"s\"\n\n[components.catalog]\n# keep me\nreplicas = 1\n",
+        )
+        .unwrap();
         set_replicas(tmp.path(), &BTreeMap::from([("catalog".to_owned(), 3)])).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.contains("replicas = 3"), "{text}");
-        assert!(text.contains("# keep me") && text.contains("# my shop"), "{text}");
+        assert!(
+            text.contains("# keep me") && text.contains("# my shop"),
+            "{text}"
+        );
         let shop = Shop::load(tmp.path()).unwrap();
         assert_eq!(shop.replicas(shop.stack.get("catalog").unwrap()), 3);
     }
@@ -435,9 +701,27 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join(SHOP_FILE), "[shop]\nname = \"s\"\n").unwrap();
         let shop = Shop::load(tmp.path()).unwrap();
-        assert!(parse_counts(&shop, &["postgres=2".into()]).unwrap_err().to_string().contains("keeps state"));
-        assert!(parse_counts(&shop, &["catalogue=2".into()]).unwrap_err().to_string().contains("unknown component"));
-        assert!(parse_counts(&shop, &["catalog".into()]).unwrap_err().to_string().contains("SERVICE=N"));
-        assert_eq!(parse_counts(&shop, &["catalog=3".into()]).unwrap()["catalog"], 3);
+        assert!(
+            parse_counts(&shop, &["postgres=2".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("keeps state")
+        );
+        assert!(
+            parse_counts(&shop, &["catalogue=2".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("unknown component")
+        );
+        assert!(
+            parse_counts(&shop, &["catalog".into()])
+                .unwrap_err()
+                .to_string()
+                .contains("SERVICE=N")
+        );
+        assert_eq!(
+            parse_counts(&shop, &["catalog=3".into()]).unwrap()["catalog"],
+            3
+        );
     }
 }

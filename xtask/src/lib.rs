@@ -28,12 +28,20 @@ pub enum Task {
     Ci,
     /// Install the system packages the tests need (as root, from Debian's archive).
     Setup,
+    /// The README's main job: build the images, create a demo shop in ./shop (kept if it
+    /// exists), bring it up and print where to open it.
+    Demo {
+        /// Where the demo shop lives.
+        #[arg(long, default_value = "shop")]
+        dir: PathBuf,
+    },
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
-    match cli.task {
+    match &cli.task {
         Task::Ci => ci(),
         Task::Setup => setup(),
+        Task::Demo { dir } => demo(dir),
     }
 }
 
@@ -100,5 +108,26 @@ fn ci() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
+    // The images first, in one go (the end-to-end tests then find them up to date).
+    shopctl(&["images", "build"])?;
     cargo(&["test", "--workspace", "--all-features"])
+}
+
+/// Runs the workspace's shopctl.
+fn shopctl(args: &[&str]) -> anyhow::Result<()> {
+    let mut all = vec!["run", "--quiet", "--package", "shopctl", "--"];
+    all.extend_from_slice(args);
+    cargo(&all)
+}
+
+fn demo(dir: &Path) -> anyhow::Result<()> {
+    let dir_s = dir.to_string_lossy().into_owned();
+    shopctl(&["images", "build"])?;
+    if !dir.join("shop.toml").exists() {
+        shopctl(&[
+            "init", &dir_s, "--name", "demo", "--demo", "--images", "local",
+        ])?;
+    }
+    shopctl(&["--shop", &dir_s, "up"])?;
+    shopctl(&["--shop", &dir_s, "status"])
 }

@@ -45,6 +45,12 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator, wait: Duration) -> anyh
     loop {
         match pool.acquire().await {
             Ok(_) => break,
+            // The server answered and refused (no such database, bad password): waiting
+            // will not help, so say so now.
+            Err(sqlx::Error::Database(err)) => {
+                return Err(anyhow::anyhow!("{err}"))
+                    .context("the database refused the connection");
+            }
             Err(err) if tokio::time::Instant::now() < deadline => {
                 tracing::info!(error = %err, "waiting for the database");
                 tokio::time::sleep(Duration::from_millis(500)).await;

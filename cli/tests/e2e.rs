@@ -1,0 +1,340 @@
+//! End to end on the real Docker engine: init → images build → up → status → a request
+//! through the gateway → scale to 3 under load → logs → up is a no-op → scale to 1 under
+//! load → down leaves nothing. Then a failing migration shows its logs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use shopctl::commands::{set_replicas, up};
+use shopctl::init::{ImageChoice, InitOptions, init};
+use shopctl::output::Output;
+use shopctl::shop::Shop;
+use tokio::sync::Mutex;
+
+const SHOPCTL: &str = env!("CARGO_BIN_EXE_shopctl");
+const TIMEOUT: Duration = Duration::from_secs(240);
+
+/// Removes everything of the shop even when the test fails half-way.
+struct Teardown(PathBuf);
+
+impl Drop for Teardown {
+    fn drop(&mut self) {
+        let _ = Command::new(SHOPCTL)
+            .args(["--shop"])
+            .arg(&self.0)
+            .args(["down", "--volumes", "--yes"])
+            .output();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn new_shop(dir: &Path, name: &str) -> Shop {
+    let opts = InitOptions {
+        dir: dir.to_path_buf(),
+        name: Some(name.into()),
+        force: false,
+        demo: true,
+        images: ImageChoice::Local,
+    };
+    init(&opts, &|_| false, Output::new(true)).unwrap();
+    // A random gateway port: tests never rely on fixed ports.
+    let path = dir.join("shop.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "ports.http = 8080",
+        &format!("ports.http = {}", free_port()),
+    );
+    std::fs::write(&path, text).unwrap();
+    Shop::load(dir).unwrap()
+}
+
+fn gateway_port(shop: &Shop) -> u16 {
+    let gateway = shop.stack.get("gateway").unwrap();
+    shop.host_port(gateway, &gateway.ports[0]).unwrap()
+}
+
+fn shopctl(dir: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(SHOPCTL)
+        .arg("--shop")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn build_images() {
+    let docker = shopctl::engine::connect()
+        .await
+        .expect("a Docker engine is needed for the end-to-end test");
+    let opts = shopctl::images::BuildOptions {
+        only: vec![
+            "postgres".into(),
+            "rabbitmq".into(),
+            "gateway".into(),
+            "catalog".into(),
+        ],
+        ..Default::default()
+    };
+    shopctl::images::build(&docker, &opts, Output::new(true))
+        .await
+        .unwrap();
+}
+
+/// Requests a product through the gateway until stopped, counting failures and the
+/// replicas that answered.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    failures: Arc<Mutex<Vec<String>>>,
+    replicas: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl Load {
+    fn start(url: String) -> Self {
+        let load = Self {
+            stop: Arc::new(AtomicBool::new(false)),
+            ok: Arc::new(AtomicUsize::new(0)),
+            failures: Arc::new(Mutex::new(Vec::new())),
+            replicas: Arc::new(Mutex::new(BTreeSet::new())),
+        };
+        for _ in 0..4 {
+            let (stop, ok, failures, replicas, url) = (
+                load.stop.clone(),
+                load.ok.clone(),
+                load.failures.clone(),
+                load.replicas.clone(),
+                url.clone(),
+            );
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    match client.get(&url).send().await {
+                        Ok(res) if res.status() == 200 => {
+                            if let Some(r) = res.headers().get("x-shopstack-replica") {
+                                replicas.lock().await.insert(r.to_str().unwrap().to_owned());
+                            }
+                            ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(res) => failures
+                            .lock()
+                            .await
+                            .push(format!("status {}", res.status())),
+                        Err(e) => failures.lock().await.push(e.to_string()),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            });
+        }
+        load
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shop_lifecycle_on_the_real_engine() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    build_images().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let name = format!("e2e{}", std::process::id());
+    let shop = new_shop(&dir, &name);
+    let _teardown = Teardown(dir.clone());
+
+    let report = up(&shop, None, TIMEOUT, Output::new(true))
+        .await
+        .map_err(|f| f.error)
+        .unwrap();
+    assert!(!report.up_to_date);
+
+    let (code, stdout, stderr) = shopctl(&dir, &["status", "--json"]);
+    assert_eq!(code, 0, "status: {stdout}{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["healthy"], true);
+    let catalog = status["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["component"] == "catalog")
+        .unwrap();
+    assert!(catalog["migration"].as_i64().unwrap() > 0, "{catalog}");
+
+    // A demo product through the gateway.
+    let base = format!("http://127.0.0.1:{}/api/catalog", gateway_port(&shop));
+    let list: serde_json::Value = reqwest::get(format!("{base}/products?limit=1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let items = list["items"].as_array().expect("a product list");
+    assert_eq!(items.len(), 1, "{list}");
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+    let product = reqwest::get(format!("{base}/products/{id}")).await.unwrap();
+    assert_eq!(product.status(), 200);
+
+    // Scale up under load: three healthy replicas, all answering, no failed request.
+    let load = Load::start(format!("{base}/products/{id}"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    set_replicas(&dir, &[("catalog".to_owned(), 3)].into()).unwrap();
+    let shop = Shop::load(&dir).unwrap();
+    up(
+        &shop,
+        Some(&["catalog".to_owned()]),
+        TIMEOUT,
+        Output::new(true),
+    )
+    .await
+    .map_err(|f| f.error)
+    .unwrap();
+    let (code, stdout, _) = shopctl(&dir, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let healthy_catalogs = status["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["component"] == "catalog" && r["health"] == "healthy")
+        .count();
+    assert_eq!(healthy_catalogs, 3, "{status}");
+    for _ in 0..100 {
+        if load.replicas.lock().await.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        load.replicas.lock().await.len(),
+        3,
+        "every replica gets traffic"
+    );
+
+    // Logs of each replica.
+    let (code, stdout, stderr) = shopctl(&dir, &["logs", "catalog", "--tail", "5"]);
+    assert_eq!(code, 0, "{stderr}");
+    for replica in 1..=3 {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("catalog-{replica} "))),
+            "no line of catalog-{replica}:\n{stdout}"
+        );
+    }
+
+    // Nothing changed: up is a no-op.
+    let report = up(&shop, None, TIMEOUT, Output::new(true))
+        .await
+        .map_err(|f| f.error)
+        .unwrap();
+    assert!(report.up_to_date, "{report:?}");
+
+    // Scale down under load.
+    set_replicas(&dir, &[("catalog".to_owned(), 1)].into()).unwrap();
+    let shop = Shop::load(&dir).unwrap();
+    up(
+        &shop,
+        Some(&["catalog".to_owned()]),
+        TIMEOUT,
+        Output::new(true),
+    )
+    .await
+    .map_err(|f| f.error)
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    load.stop.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let failures = load.failures.lock().await.clone();
+    let ok = load.ok.load(Ordering::Relaxed);
+    assert!(
+        failures.is_empty(),
+        "{} of {} requests failed during scaling: {failures:?}",
+        failures.len(),
+        ok + failures.len()
+    );
+    assert!(ok > 50, "the load loop ran ({ok} requests)");
+
+    // Down leaves nothing with the shop's label.
+    let (code, _, stderr) = shopctl(&dir, &["down", "--volumes", "--yes"]);
+    assert_eq!(code, 0, "{stderr}");
+    let docker = shopctl::engine::connect().await.unwrap();
+    let filter = shopctl::engine::docker::shop_filter(&name);
+    let containers = docker
+        .list_containers(Some(bollard::query_parameters::ListContainersOptions {
+            all: true,
+            filters: Some(filter.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap();
+    let networks = docker
+        .list_networks(Some(bollard::query_parameters::ListNetworksOptions {
+            filters: Some(filter.clone()),
+        }))
+        .await
+        .unwrap();
+    let volumes = docker
+        .list_volumes(Some(bollard::query_parameters::ListVolumesOptions {
+            filters: Some(filter),
+        }))
+        .await
+        .unwrap();
+    assert!(
+        containers.is_empty()
+            && networks.is_empty()
+            && volumes.volumes.unwrap_or_default().is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_migration_shows_its_logs() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    build_images().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("shop");
+    let name = format!("mig{}", std::process::id());
+    let shop = new_shop(&dir, &name);
+    let _teardown = Teardown(dir.clone());
+    // Point the catalog at a database that does not exist.
+    let path = dir.join("shop.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let text = text.replace(
+        "[components.catalog]\n",
+        "[components.catalog]\nenv = { DATABASE_URL = \"postgres://catalog@postgres:5432/no_such_db\" }\n",
+    );
+    std::fs::write(&path, text).unwrap();
+    let shop2 = Shop::load(&dir).unwrap();
+    drop(shop);
+    let failure = up(
+        &shop2,
+        Some(&["catalog".to_owned()]),
+        TIMEOUT,
+        Output::new(true),
+    )
+    .await
+    .unwrap_err();
+    let message = format!("{:#}", failure.error);
+    assert!(message.contains("migrations failed"), "{message}");
+    assert!(
+        message.contains("no_such_db"),
+        "the migration's own log is shown: {message}"
+    );
+    assert!(message.contains("next step"), "{message}");
+}
