@@ -10,7 +10,9 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use stack::{Component, Kind};
 
-use crate::planner::{ContainerSpec, Desired, DesiredComponent, HealthCheck, Job, Mount, component_labels};
+use crate::planner::{
+    ContainerSpec, Desired, DesiredComponent, HealthCheck, Job, Mount, component_labels,
+};
 use crate::shop::{Shop, parse_memory};
 
 /// The port every Shopstack service listens on inside its container.
@@ -18,7 +20,11 @@ pub const SERVICE_PORT: u16 = 8080;
 
 /// `only`: these components and what they depend on; `None`: all enabled ones.
 /// `image_ids`: the engine's id per image name (missing images are checked before).
-pub fn desired(shop: &Shop, only: Option<&[String]>, image_ids: &BTreeMap<String, String>) -> anyhow::Result<Desired> {
+pub fn desired(
+    shop: &Shop,
+    only: Option<&[String]>,
+    image_ids: &BTreeMap<String, String>,
+) -> anyhow::Result<Desired> {
     let enabled = shop.enabled();
     let selected: Vec<&Component> = match only {
         None => enabled.clone(),
@@ -28,16 +34,26 @@ pub fn desired(shop: &Shop, only: Option<&[String]>, image_ids: &BTreeMap<String
             while let Some(name) = stack.pop() {
                 let component = enabled.iter().find(|c| c.name == name).with_context(|| {
                     let names: Vec<&str> = enabled.iter().map(|c| c.name.as_str()).collect();
-                    format!("{name:?} is not a component of this shop's profiles; components are {}", names.join(", "))
+                    format!(
+                        "{name:?} is not a component of this shop's profiles; components are {}",
+                        names.join(", ")
+                    )
                 })?;
                 if wanted.insert(component.name.as_str()) {
                     stack.extend(component.depends_on.iter().map(String::as_str));
                 }
             }
-            enabled.iter().copied().filter(|c| wanted.contains(c.name.as_str())).collect()
+            enabled
+                .iter()
+                .copied()
+                .filter(|c| wanted.contains(c.name.as_str()))
+                .collect()
         }
     };
-    let databases: Vec<&str> = enabled.iter().filter_map(|c| c.database.as_deref()).collect();
+    let databases: Vec<&str> = enabled
+        .iter()
+        .filter_map(|c| c.database.as_deref())
+        .collect();
     let levels = stack::levels(&selected)?;
     let mut volumes = Vec::new();
     let mut out_levels = Vec::new();
@@ -67,7 +83,11 @@ pub fn desired(shop: &Shop, only: Option<&[String]>, image_ids: &BTreeMap<String
                 replicas: shop.replicas(component),
                 scalable: component.scalable,
                 migrate: component.migrate.then(|| job("migrate", "migrate")),
-                seed: component.seed.as_deref().filter(|_| shop.file.shop.demo).map(|cmd| job(cmd, "seed")),
+                seed: component
+                    .seed
+                    .as_deref()
+                    .filter(|_| shop.file.shop.demo)
+                    .map(|cmd| job(cmd, "seed")),
                 spec,
             });
         }
@@ -75,7 +95,12 @@ pub fn desired(shop: &Shop, only: Option<&[String]>, image_ids: &BTreeMap<String
     }
     volumes.sort();
     volumes.dedup();
-    Ok(Desired { shop: shop.name().to_owned(), network: shop.network(), volumes, levels: out_levels })
+    Ok(Desired {
+        shop: shop.name().to_owned(),
+        network: shop.network(),
+        volumes,
+        levels: out_levels,
+    })
 }
 
 fn placeholders(text: &str, shop: &Shop) -> String {
@@ -86,7 +111,10 @@ fn placeholders(text: &str, shop: &Shop) -> String {
 
 fn digest(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| {
-        format!("{} is missing: it is part of the shop (re-create it with `shopctl init --force`)", path.display())
+        format!(
+            "{} is missing: it is part of the shop (re-create it with `shopctl init --force`)",
+            path.display()
+        )
     })?;
     Ok(hex::encode(&Sha256::digest(bytes)[..8]))
 }
@@ -98,15 +126,22 @@ fn container_spec(
     image_ids: &BTreeMap<String, String>,
 ) -> anyhow::Result<ContainerSpec> {
     let settings = shop.settings(&component.name);
-    let shop_dir = std::fs::canonicalize(&shop.dir).with_context(|| format!("resolving {}", shop.dir.display()))?;
-    let mut env: BTreeMap<String, String> =
-        component.env.iter().map(|(k, v)| (k.clone(), placeholders(v, shop))).collect();
+    let shop_dir = std::fs::canonicalize(&shop.dir)
+        .with_context(|| format!("resolving {}", shop.dir.display()))?;
+    let mut env: BTreeMap<String, String> = component
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), placeholders(v, shop)))
+        .collect();
     if component.name == "postgres" {
         env.insert("SHOPSTACK_DATABASES".into(), databases.join(" "));
     }
     if component.kind == Kind::Service {
         env.insert("SHOPSTACK_SHOP".into(), shop.name().to_owned());
-        env.insert("SHOPSTACK_MODE".into(), format!("{:?}", shop.file.shop.mode).to_lowercase());
+        env.insert(
+            "SHOPSTACK_MODE".into(),
+            format!("{:?}", shop.file.shop.mode).to_lowercase(),
+        );
         env.insert("PORT".into(), SERVICE_PORT.to_string());
     }
     if let Some(s) = settings {
@@ -119,7 +154,11 @@ fn container_spec(
         let source = shop_dir.join("secrets").join(secret);
         let target = format!("/run/secrets/{secret}");
         file_digests.insert(target.clone(), digest(&source)?);
-        mounts.push(Mount::Bind { source: source.display().to_string(), target, read_only: true });
+        mounts.push(Mount::Bind {
+            source: source.display().to_string(),
+            target,
+            read_only: true,
+        });
     }
     if component.name == "postgres" {
         // The init script creates one role per service database from these secrets.
@@ -128,21 +167,39 @@ fn container_spec(
             let source = shop_dir.join("secrets").join(&name);
             let target = format!("/run/secrets/{name}");
             file_digests.insert(target.clone(), digest(&source)?);
-            mounts.push(Mount::Bind { source: source.display().to_string(), target, read_only: true });
+            mounts.push(Mount::Bind {
+                source: source.display().to_string(),
+                target,
+                read_only: true,
+            });
         }
     }
     for config in &component.configs {
         let source = shop_dir.join(&config.source);
         file_digests.insert(config.target.clone(), digest(&source)?);
-        mounts.push(Mount::Bind { source: source.display().to_string(), target: config.target.clone(), read_only: true });
+        mounts.push(Mount::Bind {
+            source: source.display().to_string(),
+            target: config.target.clone(),
+            read_only: true,
+        });
     }
     for volume in &component.volumes {
-        mounts.push(Mount::Volume { name: format!("{}-{}", shop.name(), volume.name), target: volume.path.clone() });
+        mounts.push(Mount::Volume {
+            name: format!("{}-{}", shop.name(), volume.name),
+            target: volume.path.clone(),
+        });
     }
     if component.docker_socket {
         let socket = crate::engine::socket();
-        let path = socket.strip_prefix("unix://").unwrap_or("/var/run/docker.sock").to_owned();
-        mounts.push(Mount::Bind { source: path, target: "/var/run/docker.sock".into(), read_only: true });
+        let path = socket
+            .strip_prefix("unix://")
+            .unwrap_or("/var/run/docker.sock")
+            .to_owned();
+        mounts.push(Mount::Bind {
+            source: path,
+            target: "/var/run/docker.sock".into(),
+            read_only: true,
+        });
     }
 
     let ports = component
@@ -162,7 +219,11 @@ fn container_spec(
     Ok(ContainerSpec {
         image,
         image_id,
-        cmd: component.command.iter().map(|c| placeholders(c, shop)).collect(),
+        cmd: component
+            .command
+            .iter()
+            .map(|c| placeholders(c, shop))
+            .collect(),
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         mounts,
         ports,
@@ -172,13 +233,21 @@ fn container_spec(
             timeout_ms: component.health.timeout_ms,
             retries: component.health.retries,
         }),
-        memory_bytes: settings.and_then(|s| s.memory.as_ref()).and_then(|m| parse_memory(m.get_ref())),
-        nano_cpus: settings.and_then(|s| s.cpus.as_ref()).map(|c| (*c.get_ref() * 1e9) as i64),
+        memory_bytes: settings
+            .and_then(|s| s.memory.as_ref())
+            .and_then(|m| parse_memory(m.get_ref())),
+        nano_cpus: settings
+            .and_then(|s| s.cpus.as_ref())
+            .map(|c| (*c.get_ref() * 1e9) as i64),
         labels,
         network: shop.network(),
         aliases: vec![component.name.clone()],
         file_digests,
-        stop_grace_s: if component.kind == Kind::Service { 15 } else { 30 },
+        stop_grace_s: if component.kind == Kind::Service {
+            15
+        } else {
+            30
+        },
     })
 }
 
@@ -189,14 +258,41 @@ pub fn gateway_labels(shop: &str, component: &str, route: &str) -> BTreeMap<Stri
     let id = format!("{shop}-{component}");
     BTreeMap::from([
         ("traefik.enable".into(), "true".into()),
-        (format!("traefik.http.routers.{id}.rule"), format!("PathPrefix(`{route}`)")),
-        (format!("traefik.http.routers.{id}.entrypoints"), "web".into()),
-        (format!("traefik.http.routers.{id}.middlewares"), format!("{id}-strip,{id}-retry")),
-        (format!("traefik.http.middlewares.{id}-strip.stripprefix.prefixes"), route.to_owned()),
-        (format!("traefik.http.middlewares.{id}-retry.retry.attempts"), "3".into()),
-        (format!("traefik.http.services.{id}.loadbalancer.server.port"), SERVICE_PORT.to_string()),
-        (format!("traefik.http.services.{id}.loadbalancer.healthcheck.path"), "/health/ready".into()),
-        (format!("traefik.http.services.{id}.loadbalancer.healthcheck.interval"), "500ms".into()),
-        (format!("traefik.http.services.{id}.loadbalancer.healthcheck.timeout"), "2s".into()),
+        (
+            format!("traefik.http.routers.{id}.rule"),
+            format!("PathPrefix(`{route}`)"),
+        ),
+        (
+            format!("traefik.http.routers.{id}.entrypoints"),
+            "web".into(),
+        ),
+        (
+            format!("traefik.http.routers.{id}.middlewares"),
+            format!("{id}-strip,{id}-retry"),
+        ),
+        (
+            format!("traefik.http.middlewares.{id}-strip.stripprefix.prefixes"),
+            route.to_owned(),
+        ),
+        (
+            format!("traefik.http.middlewares.{id}-retry.retry.attempts"),
+            "3".into(),
+        ),
+        (
+            format!("traefik.http.services.{id}.loadbalancer.server.port"),
+            SERVICE_PORT.to_string(),
+        ),
+        (
+            format!("traefik.http.services.{id}.loadbalancer.healthcheck.path"),
+            "/health/ready".into(),
+        ),
+        (
+            format!("traefik.http.services.{id}.loadbalancer.healthcheck.interval"),
+            "500ms".into(),
+        ),
+        (
+            format!("traefik.http.services.{id}.loadbalancer.healthcheck.timeout"),
+            "2s".into(),
+        ),
     ])
 }

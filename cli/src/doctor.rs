@@ -24,7 +24,11 @@ pub struct Report {
 }
 
 fn finding(check: &str, ok: bool, detail: impl Into<String>) -> Finding {
-    Finding { check: check.to_owned(), ok, detail: detail.into() }
+    Finding {
+        check: check.to_owned(),
+        ok,
+        detail: detail.into(),
+    }
 }
 
 pub async fn run(shop_dir: &Path) -> Report {
@@ -34,7 +38,13 @@ pub async fn run(shop_dir: &Path) -> Report {
             let version = docker.version().await.ok();
             let detail = version.map_or_else(
                 || "reachable".to_owned(),
-                |v| format!("Docker {} (Engine API {})", v.version.unwrap_or_default(), v.api_version.unwrap_or_default()),
+                |v| {
+                    format!(
+                        "Docker {} (Engine API {})",
+                        v.version.unwrap_or_default(),
+                        v.api_version.unwrap_or_default()
+                    )
+                },
             );
             findings.push(finding("engine", true, detail));
             Some(docker)
@@ -45,16 +55,33 @@ pub async fn run(shop_dir: &Path) -> Report {
         }
     };
     let root = match &docker {
-        Some(d) => d.info().await.ok().and_then(|i| i.docker_root_dir).unwrap_or_else(|| "/var/lib/docker".into()),
+        Some(d) => d
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.docker_root_dir)
+            .unwrap_or_else(|| "/var/lib/docker".into()),
         None => "/var/lib/docker".into(),
     };
     match free_bytes(&root) {
         Some(free) => findings.push(finding(
             "disk",
             free >= MIN_FREE_BYTES,
-            format!("{:.1} GiB free under {root}{}", free as f64 / f64::from(1 << 30), if free >= MIN_FREE_BYTES { "" } else { "; free space (docker system prune) before building images" }),
+            format!(
+                "{:.1} GiB free under {root}{}",
+                free as f64 / f64::from(1 << 30),
+                if free >= MIN_FREE_BYTES {
+                    ""
+                } else {
+                    "; free space (docker system prune) before building images"
+                }
+            ),
         )),
-        None => findings.push(finding("disk", true, format!("could not measure free space under {root}"))),
+        None => findings.push(finding(
+            "disk",
+            true,
+            format!("could not measure free space under {root}"),
+        )),
     }
     match Shop::load(shop_dir) {
         Ok(shop) => {
@@ -67,12 +94,19 @@ pub async fn run(shop_dir: &Path) -> Report {
             };
             for component in shop.enabled() {
                 for port in &component.ports {
-                    let Some(host) = shop.host_port(component, port) else { continue };
+                    let Some(host) = shop.host_port(component, port) else {
+                        continue;
+                    };
                     let ours = running.iter().any(|p| p.starts_with(&format!("{host}->")));
                     if ours || crate::ports::is_free(host) {
-                        findings.push(finding("port", true, format!("{host} ({}.{}) is available", component.name, port.name)));
+                        findings.push(finding(
+                            "port",
+                            true,
+                            format!("{host} ({}.{}) is available", component.name, port.name),
+                        ));
                     } else {
-                        let holder = crate::ports::process_holding(host).unwrap_or_else(|| "another process or container".into());
+                        let holder = crate::ports::process_holding(host)
+                            .unwrap_or_else(|| "another process or container".into());
                         findings.push(finding(
                             "port",
                             false,
@@ -83,20 +117,36 @@ pub async fn run(shop_dir: &Path) -> Report {
                 let image = shop.image(component);
                 if let Some(d) = &docker {
                     let present = d.inspect_image(&image).await.is_ok();
-                    let detail = if present { format!("{image} is present") } else { format!("{image} is missing: {}", crate::shop::image_remedy(&image)) };
+                    let detail = if present {
+                        format!("{image} is present")
+                    } else {
+                        format!("{image} is missing: {}", crate::shop::image_remedy(&image))
+                    };
                     findings.push(finding("image", present, detail));
                 }
             }
         }
         Err(e) => findings.push(finding("shop", false, e.to_string())),
     }
-    Report { ok: findings.iter().all(|f| f.ok), findings }
+    Report {
+        ok: findings.iter().all(|f| f.ok),
+        findings,
+    }
 }
 
 fn free_bytes(path: &str) -> Option<u64> {
-    let out = std::process::Command::new("df").args(["-Pk", path]).output().ok()?;
+    let out = std::process::Command::new("df")
+        .args(["-Pk", path])
+        .output()
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    let kib: u64 = text
+        .lines()
+        .nth(1)?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
     Some(kib * 1024)
 }
 
@@ -104,7 +154,14 @@ pub fn render(report: &Report) -> String {
     report
         .findings
         .iter()
-        .map(|f| format!("{} {:<7} {}", if f.ok { "ok  " } else { "FAIL" }, f.check, f.detail))
+        .map(|f| {
+            format!(
+                "{} {:<7} {}",
+                if f.ok { "ok  " } else { "FAIL" },
+                f.check,
+                f.detail
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

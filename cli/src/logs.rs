@@ -41,9 +41,25 @@ pub fn humanize(text: &str) -> String {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else {
         return text.to_owned();
     };
-    let level = map.get("log.level").and_then(|v| v.as_str()).unwrap_or("info").to_uppercase();
-    let message = map.get("message").and_then(|v| v.as_str()).unwrap_or_default();
-    let skip = ["@timestamp", "log.level", "message", "service.name", "log.logger", "ecs.version", "trace.id", "http.request.id"];
+    let level = map
+        .get("log.level")
+        .and_then(|v| v.as_str())
+        .unwrap_or("info")
+        .to_uppercase();
+    let message = map
+        .get("message")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let skip = [
+        "@timestamp",
+        "log.level",
+        "message",
+        "service.name",
+        "log.logger",
+        "ecs.version",
+        "trace.id",
+        "http.request.id",
+    ];
     let extras: Vec<String> = map
         .iter()
         .filter(|(k, _)| !skip.contains(&k.as_str()))
@@ -52,17 +68,24 @@ pub fn humanize(text: &str) -> String {
             other => format!("{k}={other}"),
         })
         .collect();
-    if extras.is_empty() { format!("{level:<5} {message}") } else { format!("{level:<5} {message}  {}", extras.join(" ")) }
+    if extras.is_empty() {
+        format!("{level:<5} {message}")
+    } else {
+        format!("{level:<5} {message}  {}", extras.join(" "))
+    }
 }
 
 /// Splits Docker's `timestamps=true` prefix off a line.
 pub fn split_timestamp(line: &str) -> (&str, &str) {
-    line.split_once(' ').filter(|(t, _)| t.len() >= 20 && t.as_bytes()[4] == b'-').unwrap_or(("", line))
+    line.split_once(' ')
+        .filter(|(t, _)| t.len() >= 20 && t.as_bytes()[4] == b'-')
+        .unwrap_or(("", line))
 }
 
 pub fn render(line: &Line, json: bool, color: bool) -> String {
     if json {
-        let message = serde_json::from_str::<serde_json::Value>(&line.text).unwrap_or(serde_json::Value::String(line.text.clone()));
+        let message = serde_json::from_str::<serde_json::Value>(&line.text)
+            .unwrap_or(serde_json::Value::String(line.text.clone()));
         return serde_json::json!({ "replica": line.prefix, "timestamp": line.timestamp, "line": message }).to_string();
     }
     let prefix = format!("{:<16}|", line.prefix);
@@ -82,7 +105,11 @@ pub fn render(line: &Line, json: bool, color: bool) -> String {
 }
 
 pub async fn run(docker: &Docker, shop: &str, opts: &LogsOptionsCli) -> anyhow::Result<()> {
-    let options = ListContainersOptions { all: true, filters: Some(shop_filter(shop)), ..Default::default() };
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(shop_filter(shop)),
+        ..Default::default()
+    };
     let mut containers: Vec<(String, String, u32, String)> = docker
         .list_containers(Some(options))
         .await
@@ -97,27 +124,42 @@ pub async fn run(docker: &Docker, shop: &str, opts: &LogsOptionsCli) -> anyhow::
             if !opts.components.is_empty() && !opts.components.contains(&component) {
                 return None;
             }
-            let replica = labels.get(LABEL_REPLICA).and_then(|r| r.parse().ok()).unwrap_or(0);
-            Some((component.clone(), format!("{component}-{replica}"), replica, s.id?))
+            let replica = labels
+                .get(LABEL_REPLICA)
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            Some((
+                component.clone(),
+                format!("{component}-{replica}"),
+                replica,
+                s.id?,
+            ))
         })
         .collect();
     containers.sort();
     if containers.is_empty() {
         anyhow::bail!("no containers of shop {shop} match; `shopctl status` shows what runs");
     }
-    let streams = containers.iter().enumerate().map(|(i, (_, prefix, _, id))| {
-        let options = LogsOptions {
-            follow: opts.follow,
-            stdout: true,
-            stderr: true,
-            timestamps: true,
-            since: opts.since.and_then(|s| i32::try_from(s).ok()).unwrap_or(0),
-            tail: opts.tail.map_or_else(|| "all".to_owned(), |n| n.to_string()),
-            ..Default::default()
-        };
-        let prefix = prefix.clone();
-        docker.logs(id, Some(options)).map(move |chunk| (i, prefix.clone(), chunk))
-    });
+    let streams = containers
+        .iter()
+        .enumerate()
+        .map(|(i, (_, prefix, _, id))| {
+            let options = LogsOptions {
+                follow: opts.follow,
+                stdout: true,
+                stderr: true,
+                timestamps: true,
+                since: opts.since.and_then(|s| i32::try_from(s).ok()).unwrap_or(0),
+                tail: opts
+                    .tail
+                    .map_or_else(|| "all".to_owned(), |n| n.to_string()),
+                ..Default::default()
+            };
+            let prefix = prefix.clone();
+            docker
+                .logs(id, Some(options))
+                .map(move |chunk| (i, prefix.clone(), chunk))
+        });
     let mut merged = select_all(streams.map(Box::pin));
     let mut buffered = Vec::new();
     let keep = |text: &str| opts.grep.as_ref().is_none_or(|re| re.is_match(text));
@@ -129,7 +171,12 @@ pub async fn run(docker: &Docker, shop: &str, opts: &LogsOptionsCli) -> anyhow::
             if !keep(text) {
                 continue;
             }
-            let line = Line { prefix: prefix.clone(), colour, timestamp: timestamp.to_owned(), text: text.to_owned() };
+            let line = Line {
+                prefix: prefix.clone(),
+                colour,
+                timestamp: timestamp.to_owned(),
+                text: text.to_owned(),
+            };
             if opts.follow {
                 println!("{}", render(&line, opts.json, opts.color));
             } else {
@@ -152,7 +199,10 @@ mod tests {
     #[test]
     fn ecs_lines_become_level_and_message() {
         let line = r#"{"@timestamp":"2026-12-01T10:00:00.000Z","log.level":"info","message":"request completed","service.name":"catalog","http.response.status_code":200,"url.path":"/products"}"#;
-        assert_eq!(humanize(line), "INFO  request completed  http.response.status_code=200 url.path=/products");
+        assert_eq!(
+            humanize(line),
+            "INFO  request completed  http.response.status_code=200 url.path=/products"
+        );
         assert_eq!(humanize("plain text"), "plain text");
     }
 
@@ -166,7 +216,12 @@ mod tests {
 
     #[test]
     fn json_mode_keeps_the_raw_line() {
-        let line = Line { prefix: "catalog-1".into(), colour: 0, timestamp: "t".into(), text: r#"{"message":"x"}"#.into() };
+        let line = Line {
+            prefix: "catalog-1".into(),
+            colour: 0,
+            timestamp: "t".into(),
+            text: r#"{"message":"x"}"#.into(),
+        };
         let v: serde_json::Value = serde_json::from_str(&render(&line, true, false)).unwrap();
         assert_eq!(v["line"]["message"], "x");
         assert_eq!(v["replica"], "catalog-1");

@@ -13,7 +13,10 @@ async fn main() -> ExitCode {
         Err(failure) => {
             let message = format!("{:#}", failure.error);
             if json {
-                let report = ErrorReport { error: message, exit_code: failure.code };
+                let report = ErrorReport {
+                    error: message,
+                    exit_code: failure.code,
+                };
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
             } else {
                 eprintln!("error: {message}");

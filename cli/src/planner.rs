@@ -16,8 +16,15 @@ use crate::engine::{LABEL_COMPONENT, LABEL_ROLE, LABEL_SHOP};
 /// A bind mount (shop file) or a named volume.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum Mount {
-    Bind { source: String, target: String, read_only: bool },
-    Volume { name: String, target: String },
+    Bind {
+        source: String,
+        target: String,
+        read_only: bool,
+    },
+    Volume {
+        name: String,
+        target: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -115,7 +122,11 @@ pub enum Action {
     Create { replica: u32 },
     /// The replica exists with another spec (or stopped): replace it. Scalable
     /// components start the new one before stopping the old (no downtime).
-    Replace { replica: u32, old_id: String, old_name: String },
+    Replace {
+        replica: u32,
+        old_id: String,
+        old_name: String,
+    },
     /// A replica above the desired count: drain and remove.
     Remove { replica: u32, id: String },
 }
@@ -149,7 +160,12 @@ impl Plan {
     }
 
     pub fn changes(&self) -> usize {
-        self.levels.iter().flatten().map(|c| c.actions.len()).sum::<usize>() + self.orphans.len()
+        self.levels
+            .iter()
+            .flatten()
+            .map(|c| c.actions.len())
+            .sum::<usize>()
+            + self.orphans.len()
     }
 }
 
@@ -177,7 +193,12 @@ pub fn plan(desired: &Desired, world: &ObservedWorld, only: Option<&[String]>) -
         }
         levels.push(plans);
     }
-    let enabled: Vec<&str> = desired.levels.iter().flatten().map(|c| c.name.as_str()).collect();
+    let enabled: Vec<&str> = desired
+        .levels
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
     let orphans = if only.is_some() {
         Vec::new()
     } else {
@@ -190,7 +211,12 @@ pub fn plan(desired: &Desired, world: &ObservedWorld, only: Option<&[String]>) -
     };
     Plan {
         create_network: !world.network_exists,
-        create_volumes: desired.volumes.iter().filter(|v| !world.volumes.contains(v)).cloned().collect(),
+        create_volumes: desired
+            .volumes
+            .iter()
+            .filter(|v| !world.volumes.contains(v))
+            .cloned()
+            .collect(),
         levels,
         orphans,
     }
@@ -203,25 +229,44 @@ fn plan_component(component: &DesiredComponent, observed: &[&Observed]) -> Compo
     for replica in 1..=component.replicas {
         // Two containers may claim a replica after an interrupted rolling replace: keep
         // a running one with the right hash, replace the first otherwise.
-        let candidates: Vec<&&Observed> = observed.iter().filter(|o| o.replica == replica).collect();
+        let candidates: Vec<&&Observed> =
+            observed.iter().filter(|o| o.replica == replica).collect();
         if let Some(good) = candidates.iter().find(|o| o.hash == hash && o.running) {
             unchanged.push(replica);
             for extra in candidates.iter().filter(|o| o.id != good.id) {
-                actions.push(Action::Remove { replica, id: extra.id.clone() });
+                actions.push(Action::Remove {
+                    replica,
+                    id: extra.id.clone(),
+                });
             }
         } else if let Some(first) = candidates.first() {
-            actions.push(Action::Replace { replica, old_id: first.id.clone(), old_name: first.name.clone() });
+            actions.push(Action::Replace {
+                replica,
+                old_id: first.id.clone(),
+                old_name: first.name.clone(),
+            });
             for extra in candidates.iter().skip(1) {
-                actions.push(Action::Remove { replica, id: extra.id.clone() });
+                actions.push(Action::Remove {
+                    replica,
+                    id: extra.id.clone(),
+                });
             }
         } else {
             actions.push(Action::Create { replica });
         }
     }
-    for o in observed.iter().filter(|o| o.replica > component.replicas || o.replica == 0) {
-        actions.push(Action::Remove { replica: o.replica, id: o.id.clone() });
+    for o in observed
+        .iter()
+        .filter(|o| o.replica > component.replicas || o.replica == 0)
+    {
+        actions.push(Action::Remove {
+            replica: o.replica,
+            id: o.id.clone(),
+        });
     }
-    let starts = actions.iter().any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }));
+    let starts = actions
+        .iter()
+        .any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }));
     ComponentPlan {
         name: component.name.clone(),
         migrate: starts && component.migrate.is_some(),
@@ -271,14 +316,22 @@ mod tests {
             kind: Kind::Service,
             replicas,
             scalable: true,
-            migrate: Some(Job { name: "s-catalog-migrate".into(), spec: s.clone() }),
+            migrate: Some(Job {
+                name: "s-catalog-migrate".into(),
+                spec: s.clone(),
+            }),
             seed: None,
             spec: s,
         }
     }
 
     fn desired(c: DesiredComponent) -> Desired {
-        Desired { shop: "s".into(), network: "shopstack-s".into(), volumes: vec!["s-pgdata".into()], levels: vec![vec![c]] }
+        Desired {
+            shop: "s".into(),
+            network: "shopstack-s".into(),
+            volumes: vec!["s-pgdata".into()],
+            levels: vec![vec![c]],
+        }
     }
 
     fn running(replica: u32, hash: &str) -> Observed {
@@ -300,7 +353,10 @@ mod tests {
         assert_eq!(p.create_volumes, vec!["s-pgdata"]);
         let c = &p.levels[0][0];
         assert!(c.migrate);
-        assert_eq!(c.actions, vec![Action::Create { replica: 1 }, Action::Create { replica: 2 }]);
+        assert_eq!(
+            c.actions,
+            vec![Action::Create { replica: 1 }, Action::Create { replica: 2 }]
+        );
     }
 
     #[test]
@@ -320,16 +376,31 @@ mod tests {
     #[test]
     fn changed_spec_replaces_and_scaling_adds_or_removes() {
         let old = component(1, "a").spec.hash();
-        let world = ObservedWorld { containers: vec![running(1, &old), running(2, &old), running(3, &old)], network_exists: true, volumes: vec!["s-pgdata".into()] };
+        let world = ObservedWorld {
+            containers: vec![running(1, &old), running(2, &old), running(3, &old)],
+            network_exists: true,
+            volumes: vec!["s-pgdata".into()],
+        };
         // Same image, scale 3 → 1: two removals, nothing else.
         let p = plan(&desired(component(1, "a")), &world, None);
         let actions = &p.levels[0][0].actions;
         assert_eq!(actions.len(), 2);
-        assert!(actions.iter().all(|a| matches!(a, Action::Remove { replica, .. } if *replica > 1)));
+        assert!(
+            actions
+                .iter()
+                .all(|a| matches!(a, Action::Remove { replica, .. } if *replica > 1))
+        );
         assert!(!p.levels[0][0].migrate);
         // New image: every kept replica is replaced, and migrations run.
         let p = plan(&desired(component(3, "b")), &world, None);
-        assert_eq!(p.levels[0][0].actions.iter().filter(|a| matches!(a, Action::Replace { .. })).count(), 3);
+        assert_eq!(
+            p.levels[0][0]
+                .actions
+                .iter()
+                .filter(|a| matches!(a, Action::Replace { .. }))
+                .count(),
+            3
+        );
         assert!(p.levels[0][0].migrate);
     }
 
@@ -340,11 +411,26 @@ mod tests {
         stopped.running = false;
         let mut orphan = running(1, "x");
         orphan.component = "oldsvc".into();
-        let world = ObservedWorld { containers: vec![stopped, orphan], network_exists: true, volumes: vec!["s-pgdata".into()] };
+        let world = ObservedWorld {
+            containers: vec![stopped, orphan],
+            network_exists: true,
+            volumes: vec!["s-pgdata".into()],
+        };
         let p = plan(&desired(component(1, "a")), &world, None);
-        assert!(matches!(p.levels[0][0].actions[0], Action::Replace { replica: 1, .. }));
+        assert!(matches!(
+            p.levels[0][0].actions[0],
+            Action::Replace { replica: 1, .. }
+        ));
         assert_eq!(p.orphans.len(), 1);
-        assert!(plan(&desired(component(1, "a")), &world, Some(&["catalog".into()])).orphans.is_empty());
+        assert!(
+            plan(
+                &desired(component(1, "a")),
+                &world,
+                Some(&["catalog".into()])
+            )
+            .orphans
+            .is_empty()
+        );
     }
 
     #[test]

@@ -10,14 +10,18 @@ pub fn is_free(port: u16) -> bool {
 /// and the processes' socket file descriptors. `None` when it cannot be told (another
 /// user's process, or a container's proxy that we name elsewhere).
 pub fn process_holding(port: u16) -> Option<String> {
-    let inode = ["/proc/net/tcp", "/proc/net/tcp6"].iter().find_map(|f| listening_inode(f, port))?;
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|f| listening_inode(f, port))?;
     let needle = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let pid = entry.file_name().to_string_lossy().into_owned();
         if !pid.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else { continue };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
         for fd in fds.flatten() {
             if std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy() == needle) {
                 let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
@@ -41,7 +45,8 @@ pub fn parse_listening_inode(text: &str, port: u16) -> Option<String> {
         let local = cols.get(1)?;
         let state = cols.get(3)?;
         let inode = cols.get(9)?;
-        (local.rsplit(':').next() == Some(want.as_str()) && *state == "0A").then(|| (*inode).to_owned())
+        (local.rsplit(':').next() == Some(want.as_str()) && *state == "0A")
+            .then(|| (*inode).to_owned())
     })
 }
 
@@ -53,7 +58,11 @@ mod tests {
     fn finds_the_listener_of_a_port_in_a_proc_table() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 12345 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:1F91 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 999 1\n";
         assert_eq!(parse_listening_inode(table, 8080).as_deref(), Some("12345"));
-        assert_eq!(parse_listening_inode(table, 8081), None, "established, not listening");
+        assert_eq!(
+            parse_listening_inode(table, 8081),
+            None,
+            "established, not listening"
+        );
     }
 
     #[test]
@@ -62,6 +71,9 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         assert!(!is_free(port));
         let holder = process_holding(port).unwrap();
-        assert!(holder.contains(&format!("pid {}", std::process::id())), "{holder}");
+        assert!(
+            holder.contains(&format!("pid {}", std::process::id())),
+            "{holder}"
+        );
     }
 }

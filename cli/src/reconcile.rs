@@ -37,12 +37,20 @@ pub struct UpReport {
     pub elapsed_s: f64,
 }
 
-pub async fn apply(engine: &dyn Engine, desired: &Desired, plan: &Plan, timeout: Duration, out: Output) -> anyhow::Result<UpReport> {
+pub async fn apply(
+    engine: &dyn Engine,
+    desired: &Desired,
+    plan: &Plan,
+    timeout: Duration,
+    out: Output,
+) -> anyhow::Result<UpReport> {
     let started = Instant::now();
     let deadline = started + timeout;
     if plan.create_network {
         out.step("network", &format!("creating {}", desired.network));
-        engine.create_network(&desired.shop, &desired.network).await?;
+        engine
+            .create_network(&desired.shop, &desired.network)
+            .await?;
     }
     for volume in &plan.create_volumes {
         out.step("volume", &format!("creating {volume}"));
@@ -50,7 +58,10 @@ pub async fn apply(engine: &dyn Engine, desired: &Desired, plan: &Plan, timeout:
     }
     let mut components = Vec::new();
     for (level, plans) in desired.levels.iter().zip(&plan.levels) {
-        let work = level.iter().zip(plans).map(|(c, p)| apply_component(engine, desired, c, p, deadline, out));
+        let work = level
+            .iter()
+            .zip(plans)
+            .map(|(c, p)| apply_component(engine, desired, c, p, deadline, out));
         try_join_all(work).await?;
         components.extend(level.iter().zip(plans).map(|(c, p)| ComponentReport {
             name: c.name.clone(),
@@ -59,7 +70,10 @@ pub async fn apply(engine: &dyn Engine, desired: &Desired, plan: &Plan, timeout:
         }));
     }
     for orphan in &plan.orphans {
-        out.step(&orphan.component, &format!("removing {} (no longer in the shop)", orphan.name));
+        out.step(
+            &orphan.component,
+            &format!("removing {} (no longer in the shop)", orphan.name),
+        );
         engine.stop_and_remove(&orphan.id, 15).await?;
     }
     Ok(UpReport {
@@ -80,9 +94,17 @@ async fn apply_component(
     out: Output,
 ) -> anyhow::Result<()> {
     let name = &component.name;
-    for (run, job, what) in [(plan.migrate, &component.migrate, "migrations"), (plan.seed, &component.seed, "demo data")] {
-        let Some(job) = job.as_ref().filter(|_| run) else { continue };
-        out.step(name, &format!("running {what} ({})", job.spec.cmd.join(" ")));
+    for (run, job, what) in [
+        (plan.migrate, &component.migrate, "migrations"),
+        (plan.seed, &component.seed, "demo data"),
+    ] {
+        let Some(job) = job.as_ref().filter(|_| run) else {
+            continue;
+        };
+        out.step(
+            name,
+            &format!("running {what} ({})", job.spec.cmd.join(" ")),
+        );
         let outcome = engine.run_job(job).await?;
         if outcome.exit_code != 0 {
             bail!(
@@ -100,9 +122,16 @@ async fn apply_component(
             Action::Create { replica } => {
                 let container = component.container_name(&desired.shop, *replica);
                 out.step(name, &format!("starting {container}"));
-                started.push((container.clone(), engine.start(&container, *replica, &component.spec).await?));
+                started.push((
+                    container.clone(),
+                    engine.start(&container, *replica, &component.spec).await?,
+                ));
             }
-            Action::Replace { replica, old_id, old_name } => {
+            Action::Replace {
+                replica,
+                old_id,
+                old_name,
+            } => {
                 let container = component.container_name(&desired.shop, *replica);
                 if component.scalable {
                     // Start the new one beside the old; the old goes once the new is healthy.
@@ -111,10 +140,15 @@ async fn apply_component(
                     retire.push(old_id.clone());
                 } else {
                     out.step(name, &format!("stopping {old_name} (its settings changed)"));
-                    engine.stop_and_remove(old_id, component.spec.stop_grace_s).await?;
+                    engine
+                        .stop_and_remove(old_id, component.spec.stop_grace_s)
+                        .await?;
                 }
                 out.step(name, &format!("starting {container}"));
-                started.push((container.clone(), engine.start(&container, *replica, &component.spec).await?));
+                started.push((
+                    container.clone(),
+                    engine.start(&container, *replica, &component.spec).await?,
+                ));
             }
             Action::Remove { id, replica } => retire.push({
                 out.step(name, &format!("draining replica {replica}"));
@@ -122,18 +156,34 @@ async fn apply_component(
             }),
         }
     }
-    let waits = started.iter().map(|(container, id)| wait_healthy(engine, container, id, deadline));
+    let waits = started
+        .iter()
+        .map(|(container, id)| wait_healthy(engine, container, id, deadline));
     try_join_all(waits).await?;
     if !started.is_empty() {
-        out.step(name, &format!("healthy ({} of {} replicas new)", started.len(), component.replicas));
+        out.step(
+            name,
+            &format!(
+                "healthy ({} of {} replicas new)",
+                started.len(),
+                component.replicas
+            ),
+        );
     }
-    let stops = retire.iter().map(|id| engine.stop_and_remove(id, component.spec.stop_grace_s));
+    let stops = retire
+        .iter()
+        .map(|id| engine.stop_and_remove(id, component.spec.stop_grace_s));
     try_join_all(stops).await?;
     Ok(())
 }
 
 /// Polls until the container is healthy; on failure returns its last log lines.
-pub async fn wait_healthy(engine: &dyn Engine, name: &str, id: &str, deadline: Instant) -> anyhow::Result<()> {
+pub async fn wait_healthy(
+    engine: &dyn Engine,
+    name: &str,
+    id: &str,
+    deadline: Instant,
+) -> anyhow::Result<()> {
     loop {
         let health = engine.health(id).await?;
         let failure = match health {
@@ -142,11 +192,16 @@ pub async fn wait_healthy(engine: &dyn Engine, name: &str, id: &str, deadline: I
                 tokio::time::sleep(POLL).await;
                 continue;
             }
-            Health::Starting => "did not become healthy before the timeout (raise it with --timeout)".to_owned(),
+            Health::Starting => {
+                "did not become healthy before the timeout (raise it with --timeout)".to_owned()
+            }
             Health::Unhealthy => "is failing its health check".to_owned(),
             Health::Exited { code } => format!("exited with code {code}"),
         };
-        let logs = engine.logs_tail(id, FAILURE_LOG_LINES).await.unwrap_or_default();
+        let logs = engine
+            .logs_tail(id, FAILURE_LOG_LINES)
+            .await
+            .unwrap_or_default();
         bail!(
             "{name} {failure}. Its last log lines:\n{}\nnext step: fix what the log names, then `shopctl up` again; \
              `shopctl logs` shows more",
@@ -157,5 +212,9 @@ pub async fn wait_healthy(engine: &dyn Engine, name: &str, id: &str, deadline: I
 
 fn indent(text: &str) -> String {
     let lines: Vec<String> = text.lines().map(|l| format!("  | {l}")).collect();
-    if lines.is_empty() { "  | (no output)".into() } else { lines.join("\n") }
+    if lines.is_empty() {
+        "  | (no output)".into()
+    } else {
+        lines.join("\n")
+    }
 }

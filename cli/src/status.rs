@@ -35,8 +35,15 @@ pub struct Status {
 }
 
 pub async fn collect(docker: &Docker, shop: &str) -> anyhow::Result<Status> {
-    let options = ListContainersOptions { all: true, filters: Some(shop_filter(shop)), ..Default::default() };
-    let summaries = docker.list_containers(Some(options)).await.context("listing containers")?;
+    let options = ListContainersOptions {
+        all: true,
+        filters: Some(shop_filter(shop)),
+        ..Default::default()
+    };
+    let summaries = docker
+        .list_containers(Some(options))
+        .await
+        .context("listing containers")?;
     let mut replicas = Vec::new();
     for summary in summaries {
         let labels = summary.labels.clone().unwrap_or_default();
@@ -44,17 +51,35 @@ pub async fn collect(docker: &Docker, shop: &str) -> anyhow::Result<Status> {
             continue;
         }
         let Some(id) = summary.id else { continue };
-        let inspect = docker.inspect_container(&id, None).await.with_context(|| format!("inspecting {id}"))?;
+        let inspect = docker
+            .inspect_container(&id, None)
+            .await
+            .with_context(|| format!("inspecting {id}"))?;
         replicas.push(replica_status(&labels, &inspect, chrono::Utc::now()));
     }
-    replicas.sort_by(|a, b| (a.component.as_str(), a.replica).cmp(&(b.component.as_str(), b.replica)));
-    let healthy = !replicas.is_empty() && replicas.iter().all(|r| r.state == "running" && matches!(r.health.as_str(), "healthy" | "none"));
+    replicas
+        .sort_by(|a, b| (a.component.as_str(), a.replica).cmp(&(b.component.as_str(), b.replica)));
+    let healthy = !replicas.is_empty()
+        && replicas
+            .iter()
+            .all(|r| r.state == "running" && matches!(r.health.as_str(), "healthy" | "none"));
     let urls = replicas
         .iter()
         .filter(|r| r.component == "gateway")
-        .flat_map(|r| r.ports.iter().filter_map(|p| p.split_once("->").map(|(h, _)| format!("http://localhost:{}/", h.rsplit(':').next().unwrap_or(h)))))
+        .flat_map(|r| {
+            r.ports.iter().filter_map(|p| {
+                p.split_once("->").map(|(h, _)| {
+                    format!("http://localhost:{}/", h.rsplit(':').next().unwrap_or(h))
+                })
+            })
+        })
         .collect();
-    Ok(Status { shop: shop.to_owned(), healthy, replicas, urls })
+    Ok(Status {
+        shop: shop.to_owned(),
+        healthy,
+        replicas,
+        urls,
+    })
 }
 
 /// One replica's line, from its labels and `docker inspect`.
@@ -100,13 +125,27 @@ pub fn replica_status(
     ports.sort();
     ReplicaStatus {
         component: labels.get(LABEL_COMPONENT).cloned().unwrap_or_default(),
-        replica: labels.get(LABEL_REPLICA).and_then(|r| r.parse().ok()).unwrap_or(0),
-        container: inspect.name.clone().unwrap_or_default().trim_start_matches('/').to_owned(),
-        state: state.status.map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
+        replica: labels
+            .get(LABEL_REPLICA)
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0),
+        container: inspect
+            .name
+            .clone()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        state: state
+            .status
+            .map_or_else(|| "unknown".to_owned(), |s| s.to_string()),
         health: health_text.to_owned(),
         ports,
         uptime_s,
-        image: inspect.config.as_ref().and_then(|c| c.image.clone()).unwrap_or_default(),
+        image: inspect
+            .config
+            .as_ref()
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default(),
         migration,
     }
 }
@@ -124,14 +163,22 @@ pub fn render(status: &Status) -> String {
             r.replica,
             r.state,
             r.health,
-            if r.ports.is_empty() { "-".to_owned() } else { r.ports.join(",") },
+            if r.ports.is_empty() {
+                "-".to_owned()
+            } else {
+                r.ports.join(",")
+            },
             r.uptime_s.map_or_else(|| "-".to_owned(), human_duration),
-            r.migration.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            r.migration
+                .map_or_else(|| "-".to_owned(), |m| m.to_string()),
             r.image
         ));
     }
     if status.replicas.is_empty() {
-        lines.push(format!("(nothing runs for shop {}; start it with `shopctl up`)", status.shop));
+        lines.push(format!(
+            "(nothing runs for shop {}; start it with `shopctl up`)",
+            status.shop
+        ));
     }
     for url in &status.urls {
         lines.push(format!("\nshop: {url}"));
@@ -163,7 +210,9 @@ mod tests {
                 health: Some(Health {
                     status: Some(HealthStatusEnum::HEALTHY),
                     log: Some(vec![HealthcheckResult {
-                        output: Some("{\"status\":\"ready\",\"migration\":20261201000001}\n".into()),
+                        output: Some(
+                            "{\"status\":\"ready\",\"migration\":20261201000001}\n".into(),
+                        ),
                         ..Default::default()
                     }]),
                     ..Default::default()
@@ -172,8 +221,13 @@ mod tests {
             }),
             ..Default::default()
         };
-        let labels = HashMap::from([(LABEL_COMPONENT.to_owned(), "catalog".to_owned()), (LABEL_REPLICA.to_owned(), "2".to_owned())]);
-        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:01:30Z").unwrap().with_timezone(&chrono::Utc);
+        let labels = HashMap::from([
+            (LABEL_COMPONENT.to_owned(), "catalog".to_owned()),
+            (LABEL_REPLICA.to_owned(), "2".to_owned()),
+        ]);
+        let now = chrono::DateTime::parse_from_rfc3339("2026-12-01T10:01:30Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
         let r = replica_status(&labels, &inspect, now);
         assert_eq!(r.migration, Some(20_261_201_000_001));
         assert_eq!(r.uptime_s, Some(90));

@@ -7,16 +7,21 @@ use anyhow::Context;
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig, Mount as DockerMount,
-    MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
+    Mount as DockerMount, MountType, NetworkCreateRequest, NetworkingConfig, PortBinding,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions, LogsOptions,
-    RemoveContainerOptions, RenameContainerOptions, StopContainerOptions, WaitContainerOptions,
+    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
+    LogsOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
+    WaitContainerOptions,
 };
 use futures::StreamExt;
 
-use super::{Engine, Health, JobOutcome, LABEL_COMPONENT, LABEL_CONFIG_HASH, LABEL_REPLICA, LABEL_ROLE, LABEL_SHOP};
+use super::{
+    Engine, Health, JobOutcome, LABEL_COMPONENT, LABEL_CONFIG_HASH, LABEL_REPLICA, LABEL_ROLE,
+    LABEL_SHOP,
+};
 use crate::planner::{ContainerSpec, Job, Mount, Observed, ObservedWorld};
 
 #[derive(Debug, Clone)]
@@ -29,7 +34,13 @@ pub fn shop_filter(shop: &str) -> HashMap<String, Vec<String>> {
 }
 
 pub fn is_not_found(err: &bollard::errors::Error) -> bool {
-    matches!(err, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. })
+    matches!(
+        err,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
 }
 
 const MS: i64 = 1_000_000;
@@ -42,7 +53,11 @@ fn create_body(spec: &ContainerSpec, replica: u32, hash: &str) -> ContainerCreat
         .mounts
         .iter()
         .map(|m| match m {
-            Mount::Bind { source, target, read_only } => DockerMount {
+            Mount::Bind {
+                source,
+                target,
+                read_only,
+            } => DockerMount {
                 typ: Some(MountType::BIND),
                 source: Some(source.clone()),
                 target: Some(target.clone()),
@@ -66,12 +81,18 @@ fn create_body(spec: &ContainerSpec, replica: u32, hash: &str) -> ContainerCreat
         .map(|(container, host)| {
             (
                 format!("{container}/tcp"),
-                Some(vec![PortBinding { host_ip: Some("0.0.0.0".into()), host_port: Some(host.to_string()) }]),
+                Some(vec![PortBinding {
+                    host_ip: Some("0.0.0.0".into()),
+                    host_port: Some(host.to_string()),
+                }]),
             )
         })
         .collect();
     let exposed: Vec<String> = spec.ports.iter().map(|(c, _)| format!("{c}/tcp")).collect();
-    let endpoint = EndpointSettings { aliases: Some(spec.aliases.clone()), ..Default::default() };
+    let endpoint = EndpointSettings {
+        aliases: Some(spec.aliases.clone()),
+        ..Default::default()
+    };
     ContainerCreateBody {
         image: Some(spec.image.clone()),
         cmd: (!spec.cmd.is_empty()).then(|| spec.cmd.clone()),
@@ -109,7 +130,11 @@ impl DockerEngine {
     }
 
     async fn remove_if_exists(&self, name: &str) -> anyhow::Result<()> {
-        let options = RemoveContainerOptions { force: true, v: false, link: false };
+        let options = RemoveContainerOptions {
+            force: true,
+            v: false,
+            link: false,
+        };
         match self.docker.remove_container(name, Some(options)).await {
             Ok(()) => Ok(()),
             Err(e) if is_not_found(&e) => Ok(()),
@@ -117,8 +142,15 @@ impl DockerEngine {
         }
     }
 
-    async fn create_and_start(&self, name: &str, body: ContainerCreateBody) -> anyhow::Result<String> {
-        let options = CreateContainerOptions { name: Some(name.to_owned()), ..Default::default() };
+    async fn create_and_start(
+        &self,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> anyhow::Result<String> {
+        let options = CreateContainerOptions {
+            name: Some(name.to_owned()),
+            ..Default::default()
+        };
         let created = self
             .docker
             .create_container(Some(options), body)
@@ -148,37 +180,65 @@ fn start_error(name: &str, err: &bollard::errors::Error) -> anyhow::Error {
 #[async_trait]
 impl Engine for DockerEngine {
     async fn observe(&self, shop: &str) -> anyhow::Result<ObservedWorld> {
-        let options = ListContainersOptions { all: true, filters: Some(shop_filter(shop)), ..Default::default() };
-        let summaries = self.docker.list_containers(Some(options)).await.context("listing containers")?;
+        let options = ListContainersOptions {
+            all: true,
+            filters: Some(shop_filter(shop)),
+            ..Default::default()
+        };
+        let summaries = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .context("listing containers")?;
         let containers = summaries
             .into_iter()
             .filter_map(|s| {
                 let labels = s.labels.unwrap_or_default();
                 Some(Observed {
                     id: s.id?,
-                    name: s.names.and_then(|n| n.first().cloned()).unwrap_or_default().trim_start_matches('/').to_owned(),
+                    name: s
+                        .names
+                        .and_then(|n| n.first().cloned())
+                        .unwrap_or_default()
+                        .trim_start_matches('/')
+                        .to_owned(),
                     component: labels.get(LABEL_COMPONENT)?.clone(),
-                    replica: labels.get(LABEL_REPLICA).and_then(|r| r.parse().ok()).unwrap_or(0),
+                    replica: labels
+                        .get(LABEL_REPLICA)
+                        .and_then(|r| r.parse().ok())
+                        .unwrap_or(0),
                     role: labels.get(LABEL_ROLE).cloned().unwrap_or_default(),
                     hash: labels.get(LABEL_CONFIG_HASH).cloned().unwrap_or_default(),
-                    running: matches!(s.state, Some(bollard::models::ContainerSummaryStateEnum::RUNNING)),
+                    running: matches!(
+                        s.state,
+                        Some(bollard::models::ContainerSummaryStateEnum::RUNNING)
+                    ),
                 })
             })
             .collect();
         let networks = self
             .docker
-            .list_networks(Some(ListNetworksOptions { filters: Some(shop_filter(shop)) }))
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(shop_filter(shop)),
+            }))
             .await
             .context("listing networks")?;
         let volumes = self
             .docker
-            .list_volumes(Some(ListVolumesOptions { filters: Some(shop_filter(shop)) }))
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(shop_filter(shop)),
+            }))
             .await
             .context("listing volumes")?;
         Ok(ObservedWorld {
             containers,
             network_exists: !networks.is_empty(),
-            volumes: volumes.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect(),
+            volumes: volumes
+                .volumes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|v| v.name)
+                .collect(),
         })
     }
 
@@ -197,7 +257,10 @@ impl Engine for DockerEngine {
             labels: Some(HashMap::from([(LABEL_SHOP.to_owned(), shop.to_owned())])),
             ..Default::default()
         };
-        self.docker.create_network(request).await.with_context(|| format!("creating network {name}"))?;
+        self.docker
+            .create_network(request)
+            .await
+            .with_context(|| format!("creating network {name}"))?;
         Ok(())
     }
 
@@ -207,19 +270,35 @@ impl Engine for DockerEngine {
             labels: Some(HashMap::from([(LABEL_SHOP.to_owned(), shop.to_owned())])),
             ..Default::default()
         };
-        self.docker.create_volume(request).await.with_context(|| format!("creating volume {name}"))?;
+        self.docker
+            .create_volume(request)
+            .await
+            .with_context(|| format!("creating volume {name}"))?;
         Ok(())
     }
 
-    async fn start(&self, name: &str, replica: u32, spec: &ContainerSpec) -> anyhow::Result<String> {
+    async fn start(
+        &self,
+        name: &str,
+        replica: u32,
+        spec: &ContainerSpec,
+    ) -> anyhow::Result<String> {
         self.remove_if_exists(name).await?;
-        self.create_and_start(name, create_body(spec, replica, &spec.hash())).await
+        self.create_and_start(name, create_body(spec, replica, &spec.hash()))
+            .await
     }
 
     async fn run_job(&self, job: &Job) -> anyhow::Result<JobOutcome> {
         self.remove_if_exists(&job.name).await?;
-        let id = self.create_and_start(&job.name, create_body(&job.spec, 0, &job.spec.hash())).await?;
-        let mut wait = self.docker.wait_container(&id, Some(WaitContainerOptions { condition: "not-running".into() }));
+        let id = self
+            .create_and_start(&job.name, create_body(&job.spec, 0, &job.spec.hash()))
+            .await?;
+        let mut wait = self.docker.wait_container(
+            &id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
         let exit_code = match wait.next().await {
             Some(Ok(response)) => response.status_code,
             // bollard reports a non-zero exit as an error carrying the code.
@@ -233,13 +312,21 @@ impl Engine for DockerEngine {
     }
 
     async fn health(&self, id: &str) -> anyhow::Result<Health> {
-        let inspect = self.docker.inspect_container(id, None).await.with_context(|| format!("inspecting {id}"))?;
+        let inspect = self
+            .docker
+            .inspect_container(id, None)
+            .await
+            .with_context(|| format!("inspecting {id}"))?;
         let state = inspect.state.unwrap_or_default();
         if !state.running.unwrap_or(false) {
-            return Ok(Health::Exited { code: state.exit_code.unwrap_or(-1) });
+            return Ok(Health::Exited {
+                code: state.exit_code.unwrap_or(-1),
+            });
         }
         Ok(match state.health.and_then(|h| h.status) {
-            Some(HealthStatusEnum::HEALTHY) | None | Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) => Health::Healthy,
+            Some(HealthStatusEnum::HEALTHY)
+            | None
+            | Some(HealthStatusEnum::NONE | HealthStatusEnum::EMPTY) => Health::Healthy,
             Some(HealthStatusEnum::STARTING) => Health::Starting,
             Some(HealthStatusEnum::UNHEALTHY) => Health::Unhealthy,
         })
@@ -247,11 +334,23 @@ impl Engine for DockerEngine {
 
     async fn stop_and_remove(&self, id: &str, grace_s: i64) -> anyhow::Result<()> {
         let t = i32::try_from(grace_s).unwrap_or(10);
-        match self.docker.stop_container(id, Some(StopContainerOptions { t: Some(t), signal: None })).await {
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(t),
+                    signal: None,
+                }),
+            )
+            .await
+        {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => return Ok(()),
             // 304: already stopped.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 304, .. }) => {}
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => {}
             Err(e) => return Err(e).with_context(|| format!("stopping {id}")),
         }
         self.remove_if_exists(id).await
@@ -259,13 +358,23 @@ impl Engine for DockerEngine {
 
     async fn rename(&self, id: &str, new_name: &str) -> anyhow::Result<()> {
         self.docker
-            .rename_container(id, RenameContainerOptions { name: new_name.to_owned() })
+            .rename_container(
+                id,
+                RenameContainerOptions {
+                    name: new_name.to_owned(),
+                },
+            )
             .await
             .with_context(|| format!("renaming {id} to {new_name}"))
     }
 
     async fn logs_tail(&self, id: &str, lines: usize) -> anyhow::Result<String> {
-        let options = LogsOptions { stdout: true, stderr: true, tail: lines.to_string(), ..Default::default() };
+        let options = LogsOptions {
+            stdout: true,
+            stderr: true,
+            tail: lines.to_string(),
+            ..Default::default()
+        };
         let mut stream = self.docker.logs(id, Some(options));
         let mut text = String::new();
         while let Some(chunk) = stream.next().await {

@@ -68,7 +68,9 @@ pub enum Health {
     /// Failing its health check, still running.
     Unhealthy,
     /// Not running any more.
-    Exited { code: i64 },
+    Exited {
+        code: i64,
+    },
 }
 
 /// A finished one-shot container.
@@ -88,7 +90,8 @@ pub trait Engine: Send + Sync {
     async fn create_network(&self, shop: &str, name: &str) -> anyhow::Result<()>;
     async fn create_volume(&self, shop: &str, name: &str) -> anyhow::Result<()>;
     /// Creates and starts replica `replica` under `name`, returning its id.
-    async fn start(&self, name: &str, replica: u32, spec: &ContainerSpec) -> anyhow::Result<String>;
+    async fn start(&self, name: &str, replica: u32, spec: &ContainerSpec)
+    -> anyhow::Result<String>;
     /// Runs a one-shot container to completion and removes it.
     async fn run_job(&self, job: &Job) -> anyhow::Result<JobOutcome>;
     async fn health(&self, id: &str) -> anyhow::Result<Health>;
