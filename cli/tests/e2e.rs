@@ -107,7 +107,7 @@ struct Load {
 }
 
 impl Load {
-    fn start(url: String) -> Self {
+    fn start(url: &str) -> Self {
         let load = Self {
             stop: Arc::new(AtomicBool::new(false)),
             ok: Arc::new(AtomicUsize::new(0)),
@@ -120,7 +120,7 @@ impl Load {
                 load.ok.clone(),
                 load.failures.clone(),
                 load.replicas.clone(),
-                url.clone(),
+                url.to_owned(),
             );
             tokio::spawn(async move {
                 let client = reqwest::Client::builder()
@@ -192,7 +192,7 @@ async fn shop_lifecycle_on_the_real_engine() {
     assert_eq!(product.status(), 200);
 
     // Scale up under load: three healthy replicas, all answering, no failed request.
-    let load = Load::start(format!("{base}/products/{id}"));
+    let load = Load::start(&format!("{base}/products/{id}"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     set_replicas(&dir, &[("catalog".to_owned(), 3)].into()).unwrap();
     let shop = Shop::load(&dir).unwrap();
