@@ -43,6 +43,10 @@ CREATE TABLE products (
         || setweight(to_tsvector('english', description), 'B')
         || setweight(to_tsvector('english', attribute_text), 'C')
     ) STORED,
+    -- The same text unstemmed: what the typo-correction vocabulary is counted from.
+    words           tsvector GENERATED ALWAYS AS (
+        to_tsvector('simple', name || ' ' || description || ' ' || attribute_text)
+    ) STORED,
     CONSTRAINT products_slug_key UNIQUE (slug),
     CONSTRAINT products_slug_format
         CHECK (slug ~ '^[a-z0-9]+(-[a-z0-9]+)*$' AND char_length(slug) <= 200),
@@ -96,7 +100,9 @@ CREATE TABLE inventory_adjustments (
     reason        text NOT NULL,
     actor         text NOT NULL,
     on_hand_after integer NOT NULL,
-    at            timestamptz NOT NULL DEFAULT now(),
+    -- The moment of the change itself (not of its transaction's start), so that the trail
+    -- sorts in the order concurrent adjustments were applied.
+    at            timestamptz NOT NULL DEFAULT clock_timestamp(),
     CONSTRAINT inventory_adjustments_delta CHECK (delta <> 0),
     CONSTRAINT inventory_adjustments_reason CHECK (char_length(reason) BETWEEN 1 AND 200),
     CONSTRAINT inventory_adjustments_on_hand_after CHECK (on_hand_after >= 0)
@@ -117,7 +123,6 @@ CREATE TABLE search_terms (
     word text PRIMARY KEY,
     ndoc integer NOT NULL
 );
-CREATE INDEX search_terms_trgm_idx ON search_terms USING gin (word gin_trgm_ops);
 
 -- Variant roll-ups ---------------------------------------------------------------------
 
@@ -129,14 +134,20 @@ LANGUAGE sql AS $$
         price_currency = r.price_currency
     FROM (
         SELECT ids.id,
-               coalesce((SELECT string_agg(DISTINCT a.value, ' ' ORDER BY a.value)
-                         FROM variants v CROSS JOIN LATERAL jsonb_each_text(v.attributes) a
-                         WHERE v.product_id = ids.id), '') AS attribute_text,
-               coalesce((SELECT min(v.price_minor) FROM variants v
-                         WHERE v.product_id = ids.id), 0) AS min_price_minor,
-               (SELECT v.currency FROM variants v WHERE v.product_id = ids.id
-                ORDER BY v.price_minor, v.sku LIMIT 1) AS price_currency
+               coalesce(agg.attribute_text, '') AS attribute_text,
+               coalesce(agg.min_price_minor, 0) AS min_price_minor,
+               agg.price_currency
         FROM (SELECT DISTINCT unnest(product_ids) AS id) ids
+        LEFT JOIN (
+            SELECT v.product_id,
+                   string_agg(DISTINCT a.value, ' ' ORDER BY a.value) AS attribute_text,
+                   min(v.price_minor) AS min_price_minor,
+                   (array_agg(v.currency ORDER BY v.price_minor, v.sku))[1] AS price_currency
+            FROM variants v
+            LEFT JOIN LATERAL jsonb_each_text(v.attributes) a ON true
+            WHERE v.product_id = ANY (product_ids)
+            GROUP BY v.product_id
+        ) agg ON agg.product_id = ids.id
     ) r
     WHERE p.id = r.id
       AND (p.attribute_text, p.min_price_minor, p.price_currency)
@@ -186,10 +197,7 @@ BEGIN
     DELETE FROM search_terms;
     INSERT INTO search_terms (word, ndoc)
     SELECT word, ndoc
-    FROM ts_stat($q$
-        SELECT to_tsvector('simple', name || ' ' || description || ' ' || attribute_text)
-        FROM products WHERE status = 'published'
-    $q$)
+    FROM ts_stat($q$ SELECT words FROM products WHERE status = 'published' $q$)
     WHERE word ~ '^[[:alpha:]]{3,40}$';
 END
 $$;
