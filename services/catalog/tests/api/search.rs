@@ -328,6 +328,26 @@ async fn malformed_search_parameters_are_400_problems() {
             .await
             .problem(StatusCode::BAD_REQUEST);
     }
+    // Odd but harmless queries: quotes, operators, negation only, non-ASCII, stop words.
+    for q in [
+        "%22%22",
+        "-shirt",
+        "shirt%20%26%20%7C%20!%20%3A*",
+        "%C3%BCn%C3%AFc%C3%B8d%C3%A9",
+        "%27",
+        "the%20and",
+    ] {
+        let r = app.get(&format!("/products?q={q}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text());
+    }
+    let negated = app.get("/products?q=-shirt&limit=100").await.ok();
+    assert!(
+        names(&negated)
+            .iter()
+            .all(|n| !n.to_lowercase().contains("shirt")),
+        "{negated}"
+    );
+    assert!(negated["total"].as_i64().unwrap() >= 1);
     // Hostile text is only ever a bind parameter.
     let r = app
         .get("/products?q=%27%3B%20DROP%20TABLE%20products%3B%20--")
