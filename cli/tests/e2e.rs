@@ -1,6 +1,7 @@
 //! End to end on the real Docker engine: init → images build → up → status → a request
 //! through the gateway → scale to 3 under load → logs → up is a no-op → scale to 1 under
 //! load → down leaves nothing. Then a failing migration shows its logs.
+#![cfg(feature = "e2e")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeSet;

@@ -28,6 +28,8 @@ pub enum Task {
     Ci,
     /// Install the system packages the tests need (as root, from Debian's archive).
     Setup,
+    /// The end-to-end test on the real Docker engine (builds every image first).
+    E2e,
     /// The README's main job: build the images, create a demo shop in ./shop (kept if it
     /// exists), bring it up and print where to open it.
     Demo {
@@ -42,6 +44,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Task::Ci => ci(),
         Task::Setup => setup(),
         Task::Demo { dir } => demo(dir),
+        Task::E2e => e2e(),
     }
 }
 
@@ -108,9 +111,22 @@ fn ci() -> anyhow::Result<()> {
         "-D",
         "warnings",
     ])?;
-    // The images first, in one go (the end-to-end tests then find them up to date).
+    cargo(&["test", "--workspace"])
+}
+
+/// The end-to-end test on the real engine: every image, then whole shops.
+fn e2e() -> anyhow::Result<()> {
+    setup()?;
     shopctl(&["images", "build"])?;
-    cargo(&["test", "--workspace", "--all-features"])
+    cargo(&[
+        "test",
+        "--package",
+        "shopctl",
+        "--features",
+        "e2e",
+        "--test",
+        "e2e",
+    ])
 }
 
 /// Runs the workspace's shopctl.
