@@ -229,7 +229,8 @@ pub(super) async fn build(
             sources.mirror
         ),
     );
-    run_logged(command, "debian-base", PHASES, out)
+    let is_phase = |line: &str| PHASES.iter().any(|p| line.starts_with(p));
+    run_logged(command, "debian-base", &is_phase, out)
         .await
         .with_context(|| {
             format!(
@@ -281,12 +282,12 @@ pub(super) async fn build(
     Ok(image.id)
 }
 
-/// Runs `command`, reporting lines that start with one of `phases` as steps and
-/// keeping the last lines for the error.
+/// Runs `command`, reporting the lines `is_step` picks as progress steps and keeping
+/// the last lines for the error.
 pub(super) async fn run_logged(
     mut command: tokio::process::Command,
     component: &str,
-    phases: &[&str],
+    is_step: &dyn Fn(&str) -> bool,
     out: Output,
 ) -> anyhow::Result<()> {
     let program = command
@@ -312,7 +313,7 @@ pub(super) async fn run_logged(
         };
         match line.with_context(|| format!("reading the output of {program}"))? {
             Some(line) => {
-                if phases.iter().any(|p| line.trim_start().starts_with(p)) {
+                if is_step(line.trim_start()) {
                     out.step(component, &shorten(&line));
                 }
                 tail.push(&line);

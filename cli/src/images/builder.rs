@@ -106,8 +106,9 @@ pub(super) async fn build(
     out: Output,
 ) -> anyhow::Result<String> {
     let docker = docker.clone().with_timeout(LONG_REQUEST);
-    let tar = request
-        .context
+    let mut context = request.context.clone();
+    context.append_labels("Dockerfile", &request.labels)?;
+    let tar = context
         .to_tar()
         .with_context(|| format!("packing the build context of {}", request.image))?;
     let options = BuildImageOptions {
@@ -119,7 +120,6 @@ pub(super) async fn build(
         nocache: request.no_cache,
         rm: true,
         forcerm: true,
-        labels: Some(request.labels),
         ..Default::default()
     };
     let mut stream = docker.build_image(options, None, Some(bollard::body_full(tar.into())));

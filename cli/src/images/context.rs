@@ -46,6 +46,35 @@ impl BuildContext {
         );
     }
 
+    /// Appends one `LABEL` instruction with `labels` to the Dockerfile at `path`: one
+    /// build step (the engine's `labels` option costs a step per label), added after
+    /// hashing so that the hash it carries is the hash of the sources.
+    pub(crate) fn append_labels(
+        &mut self,
+        path: &str,
+        labels: &std::collections::HashMap<String, String>,
+    ) -> anyhow::Result<()> {
+        if labels.is_empty() {
+            return Ok(());
+        }
+        let Some(file) = self.files.get_mut(path) else {
+            anyhow::bail!("the build context has no {path}");
+        };
+        let mut sorted: Vec<_> = labels.iter().collect();
+        sorted.sort();
+        let mut line = String::from("\nLABEL");
+        for (key, value) in sorted {
+            anyhow::ensure!(
+                !key.contains(['"', '\\', '\n', ' ', '=']) && !value.contains(['"', '\\', '\n']),
+                "label {key}={value} cannot be written into a Dockerfile"
+            );
+            line.push_str(&format!(" {key}=\"{value}\""));
+        }
+        line.push('\n');
+        file.contents.extend_from_slice(line.as_bytes());
+        Ok(())
+    }
+
     /// Total size of the files, for progress messages.
     pub(crate) fn size(&self) -> usize {
         self.files.values().map(|f| f.contents.len()).sum()
@@ -126,6 +155,28 @@ mod tests {
                 ("bin/run.sh".to_owned(), 0o755, "#!/bin/sh\n".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn labels_become_one_instruction() {
+        let mut context = sample();
+        let labels = std::collections::HashMap::from([
+            ("shopstack.source-hash".to_owned(), "sha256:ab".to_owned()),
+            (
+                "shopstack.image-component".to_owned(),
+                "postgres".to_owned(),
+            ),
+        ]);
+        context.append_labels("Dockerfile", &labels).unwrap();
+        let dockerfile = &context.files["Dockerfile"].contents;
+        assert_eq!(
+            String::from_utf8_lossy(dockerfile),
+            "FROM scratch\n\nLABEL shopstack.image-component=\"postgres\" \
+             shopstack.source-hash=\"sha256:ab\"\n"
+        );
+        let bad = std::collections::HashMap::from([("a".to_owned(), "x\"y".to_owned())]);
+        assert!(context.append_labels("Dockerfile", &bad).is_err());
+        assert!(context.append_labels("Nope", &labels).is_err());
     }
 
     #[test]

@@ -216,7 +216,7 @@ async fn run_cargo(workspace: &Workspace, packages: &[String], out: Output) -> a
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    run_logged(command, "cargo", &["Compiling ", "Finished "], out)
+    run_logged(command, "cargo", &cargo_step, out)
         .await
         .with_context(|| {
             format!(
@@ -229,6 +229,14 @@ async fn run_cargo(workspace: &Workspace, packages: &[String], out: Output) -> a
                 packages.join(" -p ")
             )
         })
+}
+
+/// Cargo lines worth a progress step: workspace crates compiling (not the hundreds of
+/// dependencies), waiting for another build's lock, the end.
+fn cargo_step(line: &str) -> bool {
+    (line.starts_with("Compiling ") && line.contains(" (/"))
+        || line.starts_with("Blocking ")
+        || line.starts_with("Finished ")
 }
 
 /// Fails unless the file at `path` is a static ELF executable.
@@ -352,6 +360,20 @@ mod tests {
         }
         assert!(dockerfile.contains("org.opencontainers.image.version=\"0.1.0\""));
         assert!(dockerfile.contains("org.opencontainers.image.revision=\"abc123\""));
+    }
+
+    #[test]
+    fn cargo_progress_shows_workspace_crates_only() {
+        assert!(cargo_step(
+            "Compiling catalog v0.1.0 (/work/main/services/catalog)"
+        ));
+        assert!(!cargo_step("Compiling serde v1.0.219"));
+        assert!(cargo_step(
+            "Blocking waiting for file lock on build directory"
+        ));
+        assert!(cargo_step(
+            "Finished `release` profile [optimized] target(s) in 3m"
+        ));
     }
 
     #[test]

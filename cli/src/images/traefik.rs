@@ -68,7 +68,9 @@ pub(super) async fn binary(version: &str, out: Output) -> anyhow::Result<Vec<u8>
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .kill_on_drop(true);
-            run_logged(command, "traefik", &["Saved ", "Downloading "], out)
+            let is_step =
+                |line: &str| line.starts_with("Saved ") || line.starts_with("Downloading ");
+            run_logged(command, "traefik", &is_step, out)
                 .await
                 .with_context(|| {
                     format!(
