@@ -154,6 +154,9 @@ pub async fn build(
     validate_tag(&tag)?;
     let specs = catalog_with_service_tag(&tag);
     let selected = select(&specs, &opts.only)?;
+    // Held until the end: a second build on this host waits instead of debootstrapping
+    // and building the same images a second time.
+    let _lock = lock_builds(out).await?;
     let explicit = !opts.only.is_empty();
     let needs_base = specs
         .iter()
@@ -205,6 +208,53 @@ pub async fn build(
         return Err(BuildFailed { images: results }.into());
     }
     Ok(results)
+}
+
+/// An exclusive lock on `~/.cache/shopstack/images-build.lock`, waited for.
+async fn lock_builds(out: Output) -> anyhow::Result<Option<std::fs::File>> {
+    let dir = traefik::cache_dir()
+        .parent()
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+    let path = dir.join("images-build.lock");
+    let opened = std::fs::create_dir_all(&dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+    });
+    let file = match opened {
+        Ok(file) => file,
+        Err(error) => {
+            // Not worth failing the build for: builds are still correct, only wasteful.
+            out.warn(&format!(
+                "cannot open the build lock {}: {error}; not guarding against a parallel build",
+                path.display()
+            ));
+            return Ok(None);
+        }
+    };
+    match file.try_lock() {
+        Ok(()) => return Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            out.step(
+                "",
+                "waiting for another `shopctl images build` on this host to finish",
+            );
+        }
+        Err(std::fs::TryLockError::Error(error)) => {
+            out.warn(&format!(
+                "cannot lock {}: {error}; not guarding against a parallel build",
+                path.display()
+            ));
+            return Ok(None);
+        }
+    }
+    let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .context("the task waiting for the build lock died")?
+        .with_context(|| format!("waiting for the build lock {}", path.display()))?;
+    Ok(Some(file))
 }
 
 /// A service image tag must be a valid Docker tag.
