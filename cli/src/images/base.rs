@@ -185,7 +185,11 @@ pub(super) fn preflight() -> anyhow::Result<PathBuf> {
 
 /// The effective uid of this process, from /proc (no libc calls: unsafe is forbidden).
 fn effective_uid() -> Option<u32> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    effective_uid_in(&std::fs::read_to_string("/proc/self/status").ok()?)
+}
+
+/// `Uid:` lists the real, effective, saved and filesystem uids.
+fn effective_uid_in(status: &str) -> Option<u32> {
     let line = status.lines().find(|l| l.starts_with("Uid:"))?;
     line.split_whitespace().nth(2)?.parse().ok()
 }
@@ -528,6 +532,14 @@ mod tests {
             names.iter().any(|n| n.ends_with("usr/bin/bash")),
             "{names:?}"
         );
+    }
+
+    #[test]
+    fn effective_uid_is_the_second_uid() {
+        let status = "Name:\tshopctl\nUid:\t1000\t0\t0\t0\nGid:\t1000\t1000\t1000\t1000\n";
+        assert_eq!(effective_uid_in(status), Some(0));
+        assert_eq!(effective_uid_in("Name:\tx\n"), None);
+        assert!(effective_uid().is_some());
     }
 
     #[test]

@@ -58,10 +58,19 @@ pub(super) struct Tail {
 
 impl Tail {
     pub(super) fn push(&mut self, line: &str) {
+        let line = strip_ansi(line);
+        let line = line.trim_end();
+        // The builder's own bookkeeping says nothing about a failure.
+        if line.is_empty()
+            || line.starts_with("Removing intermediate container")
+            || line.trim_start().starts_with("---> ")
+        {
+            return;
+        }
         if self.lines.len() == TAIL_LINES {
             self.lines.pop_front();
         }
-        self.lines.push_back(line.trim_end().to_owned());
+        self.lines.push_back(line.to_owned());
     }
 
     pub(super) fn render(&self) -> String {
@@ -76,6 +85,27 @@ impl Tail {
         }
         text
     }
+}
+
+/// `line` without terminal colour sequences (the legacy builder colours stderr).
+pub(super) fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters… final byte (a letter).
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Cuts `line` to the width of a progress line.
@@ -188,6 +218,17 @@ mod tests {
         assert!(text.starts_with("    line 70\n"));
         assert!(text.ends_with("    line 99\n"));
         assert_eq!(Tail::default().render(), "(no output)");
+    }
+
+    #[test]
+    fn tail_drops_colours_and_bookkeeping() {
+        let mut tail = Tail::default();
+        tail.push("\u{1b}[91mE: Unable to locate package foo\n\u{1b}[0m");
+        tail.push("\u{1b}[0m");
+        tail.push(" ---> Running in 0c58b96b0730");
+        tail.push("Removing intermediate container 0c58b96b0730");
+        assert_eq!(tail.render(), "    E: Unable to locate package foo\n");
+        assert_eq!(strip_ansi("plain"), "plain");
     }
 
     #[test]
