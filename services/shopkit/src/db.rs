@@ -9,17 +9,6 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::{ConfigError, Settings};
 
-/// Connects lazily so that a service starts (and reports not-ready) while its database is
-/// still coming up, instead of crash-looping.
-pub fn pool(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        // A request waits at most this long for a connection, then gets a 503.
-        .acquire_timeout(Duration::from_secs(3))
-        .connect_lazy(url)
-        .context("DATABASE_URL is not a valid postgres:// URL")
-}
-
 /// The pool from `DATABASE_URL` (without its password, which comes from the secret
 /// `DATABASE_PASSWORD` when set) and `DATABASE_MAX_CONNECTIONS` (default 10).
 pub fn pool_from_settings(settings: &Settings) -> Result<PgPool, ConfigError> {
