@@ -120,6 +120,22 @@ pub enum Command {
         #[command(subcommand)]
         action: ImagesAction,
     },
+    /// Write the shop in another tool's format.
+    Export {
+        #[command(subcommand)]
+        format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportFormat {
+    /// A Compose file with the same containers, health checks and migration jobs as
+    /// `shopctl up` (for `docker-compose -f FILE up -d`).
+    Compose {
+        /// Where to write it (default: stdout).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -341,6 +357,20 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Command::Images { action } => images(action, &cli.shop, out).await,
+        Command::Export {
+            format: ExportFormat::Compose { output },
+        } => {
+            let shop = Shop::load(&cli.shop)?;
+            let desired = crate::desired::desired(&shop, None, &BTreeMap::new())?;
+            let text = serde_json::to_string_pretty(&crate::compose::compose_file(&desired))
+                .context("rendering the Compose file")?;
+            match output {
+                Some(path) => std::fs::write(&path, text + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => println!("{text}"),
+            }
+            Ok(exit::OK)
+        }
         Command::Doctor => {
             let report = crate::doctor::run(&cli.shop).await;
             out.result(&report, &crate::doctor::render(&report));
@@ -497,16 +527,28 @@ pub async fn up(
             Some(id) => {
                 image_ids.insert(image, id);
             }
-            None => missing.push(image),
+            None => match crate::engine::pull::pull(&engine.docker, &image, out).await {
+                Ok(()) => {
+                    if let Some(id) = engine.image_id(&image).await? {
+                        image_ids.insert(image, id);
+                    }
+                }
+                Err(e) => missing.push((image, format!("{e:#}"))),
+            },
         }
     }
     if !missing.is_empty() {
         let lines: Vec<String> = missing
             .iter()
-            .map(|i| format!("  {i}: {}", crate::shop::image_remedy(i)))
+            .map(|(i, why)| {
+                format!(
+                    "  {i}: not on the engine, and the pull failed ({why})\n    remedy: {}",
+                    crate::shop::image_remedy(i)
+                )
+            })
             .collect();
         return Err(MissingImages(format!(
-            "these images are not on the engine and no registry is used to pull them:\n{}",
+            "these images are missing and cannot be pulled:\n{}",
             lines.join("\n")
         ))
         .into());

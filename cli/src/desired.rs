@@ -82,6 +82,7 @@ pub fn desired(
                 kind: component.kind,
                 replicas: shop.replicas(component),
                 scalable: component.scalable,
+                depends_on: component.depends_on.clone(),
                 migrate: component.migrate.then(|| job("migrate", "migrate")),
                 seed: component
                     .seed

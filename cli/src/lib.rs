@@ -4,6 +4,7 @@
 //! and let the `engine` adapter do it. Progress and results go through `output`.
 
 pub mod commands;
+pub mod compose;
 pub mod desired;
 pub mod doctor;
 pub mod down;

@@ -83,6 +83,8 @@ pub struct DesiredComponent {
     pub kind: Kind,
     pub replicas: u32,
     pub scalable: bool,
+    /// The components this one needs healthy first (levels are derived from these).
+    pub depends_on: Vec<String>,
     pub spec: ContainerSpec,
     pub migrate: Option<Job>,
     pub seed: Option<Job>,
@@ -316,6 +318,7 @@ mod tests {
             kind: Kind::Service,
             replicas,
             scalable: true,
+            depends_on: vec!["postgres".into()],
             migrate: Some(Job {
                 name: "s-catalog-migrate".into(),
                 spec: s.clone(),

@@ -54,6 +54,7 @@ pub async fn connect() -> Result<Docker, EngineError> {
 }
 
 pub mod docker;
+pub mod pull;
 
 use async_trait::async_trait;
 
