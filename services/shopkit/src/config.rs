@@ -74,11 +74,17 @@ impl Settings {
     /// A secret: the file named by `<NAME>_FILE`, else `<secrets_dir>/<name in lower
     /// case>`, else the variable itself. Trailing newlines of files are dropped.
     pub fn secret(&self, name: &str) -> Result<Option<String>, ConfigError> {
+        self.secret_file(name, &name.to_lowercase())
+    }
+
+    /// Like [`Settings::secret`], for a secret whose file in the secrets directory is not
+    /// the variable's name in lower case (`JWT_SIGNING_KEY` in `jwt_signing_key.pem`).
+    pub fn secret_file(&self, name: &str, file_name: &str) -> Result<Option<String>, ConfigError> {
         let file_var = format!("{name}_FILE");
         let path = match self.get(&file_var) {
             Some(path) => Some(PathBuf::from(path)),
             None => {
-                let candidate = self.secrets_dir.join(name.to_lowercase());
+                let candidate = self.secrets_dir.join(file_name);
                 candidate.is_file().then_some(candidate)
             }
         };
@@ -91,6 +97,11 @@ impl Settings {
                 }),
             None => Ok(self.get(name).map(str::to_owned)),
         }
+    }
+
+    /// Where secret files are looked up: `$SECRETS_DIR`, default `/run/secrets`.
+    pub fn secrets_dir(&self) -> &std::path::Path {
+        &self.secrets_dir
     }
 
     pub fn required_secret(&self, name: &str, hint: &str) -> Result<String, ConfigError> {
@@ -162,6 +173,15 @@ mod tests {
         );
         let s = settings(&[("SECRETS_DIR", "/nonexistent"), ("DB_PASSWORD", "env")]);
         assert_eq!(s.secret("DB_PASSWORD").unwrap().as_deref(), Some("env"));
+        std::fs::write(dir.path().join("signing_key.pem"), "pem\n").unwrap();
+        let s = settings(&[("SECRETS_DIR", d)]);
+        assert_eq!(
+            s.secret_file("SIGNING_KEY", "signing_key.pem")
+                .unwrap()
+                .as_deref(),
+            Some("pem")
+        );
+        assert_eq!(s.secrets_dir(), dir.path());
         let s = settings(&[("DB_PASSWORD_FILE", "/nonexistent/x")]);
         assert!(
             s.secret("DB_PASSWORD")
