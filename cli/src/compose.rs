@@ -20,10 +20,11 @@ pub fn compose_file(desired: &Desired) -> Value {
             .map(|dep| (dep.clone(), json!({ "condition": "service_healthy" })))
             .collect();
         let mut job_needs = needs.clone();
-        for job in [&component.migrate, &component.seed].into_iter().flatten() {
+        let jobs = [&component.provision, &component.migrate, &component.seed];
+        for job in jobs.into_iter().flatten() {
             let name = job_service_name(component, job);
             services.insert(name.clone(), job_service(&job.spec, &job_needs));
-            // The seed runs after the migration.
+            // Each job runs after the one before it.
             job_needs.insert(
                 name.clone(),
                 json!({ "condition": "service_completed_successfully" }),
@@ -45,9 +46,14 @@ pub fn compose_file(desired: &Desired) -> Value {
     json!({ "services": services, "volumes": volumes })
 }
 
-/// `catalog-migrate`, `catalog-seed-demo`: the job's command after the component's name.
+/// `catalog-provision`, `catalog-migrate`, `catalog-seed-demo`: what follows the
+/// component in the job's container name.
 fn job_service_name(component: &DesiredComponent, job: &Job) -> String {
-    format!("{}-{}", component.name, job.spec.cmd.join("-"))
+    let suffix = job.name.rsplit_once(&format!("-{}-", component.name));
+    suffix.map_or_else(
+        || job.name.clone(),
+        |(_, s)| format!("{}-{s}", component.name),
+    )
 }
 
 fn job_service(spec: &ContainerSpec, needs: &Map<String, Value>) -> Value {
@@ -168,6 +174,7 @@ mod tests {
             replicas,
             scalable: true,
             depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+            provision: None,
             migrate: migrate.then(|| job("migrate")),
             seed: migrate.then(|| job("seed-demo")),
             spec: s,

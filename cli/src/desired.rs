@@ -50,17 +50,13 @@ pub fn desired(
                 .collect()
         }
     };
-    let databases: Vec<&str> = enabled
-        .iter()
-        .filter_map(|c| c.database.as_deref())
-        .collect();
     let levels = stack::levels(&selected)?;
     let mut volumes = Vec::new();
     let mut out_levels = Vec::new();
     for level in levels {
         let mut out = Vec::new();
         for component in level {
-            let spec = container_spec(shop, component, &databases, image_ids)?;
+            let spec = container_spec(shop, component, image_ids)?;
             for m in &spec.mounts {
                 if let Mount::Volume { name, .. } = m {
                     volumes.push(name.clone());
@@ -77,12 +73,18 @@ pub fn desired(
                     ..spec.clone()
                 },
             };
+            let provision = component
+                .database
+                .as_deref()
+                .map(|db| provision_job(shop, component, db, &spec))
+                .transpose()?;
             out.push(DesiredComponent {
                 name: component.name.clone(),
                 kind: component.kind,
                 replicas: shop.replicas(component),
                 scalable: component.scalable,
                 depends_on: component.depends_on.clone(),
+                provision,
                 migrate: component.migrate.then(|| job("migrate", "migrate")),
                 seed: component
                     .seed
@@ -120,10 +122,71 @@ fn digest(path: &Path) -> anyhow::Result<String> {
     Ok(hex::encode(&Sha256::digest(bytes)[..8]))
 }
 
+/// The one-shot container that creates `db` and its role on the shop's PostgreSQL: the
+/// PostgreSQL image (for psql) with the superuser's and the role's password files.
+fn provision_job(
+    shop: &Shop,
+    component: &Component,
+    db: &str,
+    service: &ContainerSpec,
+) -> anyhow::Result<Job> {
+    let postgres = shop.stack.get("postgres").with_context(|| {
+        format!(
+            "{}: its database needs the postgres component",
+            component.name
+        )
+    })?;
+    let shop_dir = std::fs::canonicalize(&shop.dir)
+        .with_context(|| format!("resolving {}", shop.dir.display()))?;
+    let mut mounts = Vec::new();
+    let mut file_digests = BTreeMap::new();
+    let files = [
+        (
+            "secrets/postgres_password",
+            "/run/secrets/postgres_password",
+        ),
+        (
+            &format!("secrets/{db}_db_password"),
+            &format!("/run/secrets/{db}_db_password"),
+        ),
+        (
+            "config/postgres/provision-database.sh",
+            "/etc/shopstack/provision-database.sh",
+        ),
+    ];
+    for (source, target) in files {
+        let source = shop_dir.join(source);
+        file_digests.insert(target.to_owned(), digest(&source)?);
+        mounts.push(Mount::Bind {
+            source: source.display().to_string(),
+            target: target.to_owned(),
+            read_only: true,
+        });
+    }
+    Ok(Job {
+        name: format!("{}-{}-provision", shop.name(), component.name),
+        spec: ContainerSpec {
+            image: placeholders(&shop.image(postgres), shop),
+            image_id: String::new(),
+            cmd: vec!["bash".into(), "/etc/shopstack/provision-database.sh".into()],
+            env: vec![format!("SHOPSTACK_DATABASE={db}"), "PGHOST=postgres".into()],
+            mounts,
+            ports: Vec::new(),
+            health: None,
+            memory_bytes: None,
+            nano_cpus: None,
+            labels: component_labels(shop.name(), &component.name, "provision"),
+            network: service.network.clone(),
+            aliases: Vec::new(),
+            file_digests,
+            stop_grace_s: 10,
+        },
+    })
+}
+
 fn container_spec(
     shop: &Shop,
     component: &Component,
-    databases: &[&str],
     image_ids: &BTreeMap<String, String>,
 ) -> anyhow::Result<ContainerSpec> {
     let settings = shop.settings(&component.name);
@@ -134,9 +197,6 @@ fn container_spec(
         .iter()
         .map(|(k, v)| (k.clone(), placeholders(v, shop)))
         .collect();
-    if component.name == "postgres" {
-        env.insert("SHOPSTACK_DATABASES".into(), databases.join(" "));
-    }
     if component.kind == Kind::Service {
         env.insert("SHOPSTACK_SHOP".into(), shop.name().to_owned());
         env.insert(
@@ -160,20 +220,6 @@ fn container_spec(
             target,
             read_only: true,
         });
-    }
-    if component.name == "postgres" {
-        // The init script creates one role per service database from these secrets.
-        for db in databases {
-            let name = format!("{db}_db_password");
-            let source = shop_dir.join("secrets").join(&name);
-            let target = format!("/run/secrets/{name}");
-            file_digests.insert(target.clone(), digest(&source)?);
-            mounts.push(Mount::Bind {
-                source: source.display().to_string(),
-                target,
-                read_only: true,
-            });
-        }
     }
     for config in &component.configs {
         let source = shop_dir.join(&config.source);

@@ -18,7 +18,8 @@ use crate::output::Output;
 use crate::shop::SHOP_FILE;
 
 const SHOP_TEMPLATE: &str = include_str!("../../templates/shop.toml.tera");
-const INIT_DATABASES: &str = include_str!("../../templates/config/postgres/init-databases.sh");
+const PROVISION_DATABASE: &str =
+    include_str!("../../templates/config/postgres/provision-database.sh");
 const PROMETHEUS_TEMPLATE: &str =
     include_str!("../../templates/config/prometheus/prometheus.yml.tera");
 
@@ -165,8 +166,8 @@ pub fn init(
     std::fs::write(&shop_file, shop_toml)?;
 
     write_file(
-        &opts.dir.join("config/postgres/init-databases.sh"),
-        INIT_DATABASES,
+        &opts.dir.join("config/postgres/provision-database.sh"),
+        PROVISION_DATABASE,
         0o755,
     )?;
     let prometheus = tera::Tera::one_off(PROMETHEUS_TEMPLATE, &ctx, false)

@@ -86,6 +86,9 @@ pub struct DesiredComponent {
     /// The components this one needs healthy first (levels are derived from these).
     pub depends_on: Vec<String>,
     pub spec: ContainerSpec,
+    /// Creates the service's database and role (or updates its password) on the
+    /// PostgreSQL server; runs before every migration.
+    pub provision: Option<Job>,
     pub migrate: Option<Job>,
     pub seed: Option<Job>,
 }
@@ -136,7 +139,9 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComponentPlan {
     pub name: String,
-    /// Runs the migration job first (some replica is created or replaced).
+    /// Provisions the service's database first (some replica is created or replaced).
+    pub provision: bool,
+    /// Then runs the migration job.
     pub migrate: bool,
     pub seed: bool,
     pub actions: Vec<Action>,
@@ -271,6 +276,7 @@ fn plan_component(component: &DesiredComponent, observed: &[&Observed]) -> Compo
         .any(|a| matches!(a, Action::Create { .. } | Action::Replace { .. }));
     ComponentPlan {
         name: component.name.clone(),
+        provision: starts && component.provision.is_some(),
         migrate: starts && component.migrate.is_some(),
         seed: starts && component.seed.is_some(),
         actions,
@@ -323,6 +329,10 @@ mod tests {
                 name: "s-catalog-migrate".into(),
                 spec: s.clone(),
             }),
+            provision: Some(Job {
+                name: "s-catalog-provision".into(),
+                spec: s.clone(),
+            }),
             seed: None,
             spec: s,
         }
@@ -355,7 +365,7 @@ mod tests {
         assert!(p.create_network);
         assert_eq!(p.create_volumes, vec!["s-pgdata"]);
         let c = &p.levels[0][0];
-        assert!(c.migrate);
+        assert!(c.provision && c.migrate);
         assert_eq!(
             c.actions,
             vec![Action::Create { replica: 1 }, Action::Create { replica: 2 }]

@@ -1,6 +1,6 @@
 //! Carries out a plan on an engine: level by level, the components of a level in
-//! parallel, each replica waited for until healthy. Migrations (and the demo seed) run as
-//! one-shot jobs before a service's replicas start.
+//! parallel, each replica waited for until healthy. Database provisioning, migrations
+//! (and the demo seed) run as one-shot jobs before a service's replicas start.
 //!
 //! Scalable services are replaced and scaled down without downtime: the new replica is
 //! healthy before the old one gets SIGTERM, and a stopping replica first fails its
@@ -95,6 +95,11 @@ async fn apply_component(
 ) -> anyhow::Result<()> {
     let name = &component.name;
     for (run, job, what) in [
+        (
+            plan.provision,
+            &component.provision,
+            "database provisioning",
+        ),
         (plan.migrate, &component.migrate, "migrations"),
         (plan.seed, &component.seed, "demo data"),
     ] {
