@@ -143,6 +143,7 @@ pub struct ComponentPlan {
     pub provision: bool,
     /// Then runs the migration job.
     pub migrate: bool,
+    /// Loads the demo data after migrating (the component had no container yet).
     pub seed: bool,
     pub actions: Vec<Action>,
     /// Replicas left as they are.
@@ -278,7 +279,9 @@ fn plan_component(component: &DesiredComponent, observed: &[&Observed]) -> Compo
         name: component.name.clone(),
         provision: starts && component.provision.is_some(),
         migrate: starts && component.migrate.is_some(),
-        seed: starts && component.seed.is_some(),
+        // The seed (idempotent itself) only when the component starts from nothing,
+        // not on every scale-up.
+        seed: observed.is_empty() && starts && component.seed.is_some(),
         actions,
         unchanged,
     }
@@ -370,6 +373,24 @@ mod tests {
             c.actions,
             vec![Action::Create { replica: 1 }, Action::Create { replica: 2 }]
         );
+    }
+
+    #[test]
+    fn the_demo_seed_runs_on_the_first_start_only() {
+        let mut c = component(1, "a");
+        c.seed = c.migrate.clone();
+        let p = plan(&desired(c.clone()), &ObservedWorld::default(), None);
+        assert!(p.levels[0][0].seed);
+        // Scaling up a running component migrates (new code may start) but never reseeds.
+        let world = ObservedWorld {
+            containers: vec![running(1, &c.spec.hash())],
+            network_exists: true,
+            volumes: vec!["s-pgdata".into()],
+        };
+        c.replicas = 3;
+        let p = plan(&desired(c), &world, None);
+        assert!(p.levels[0][0].migrate);
+        assert!(!p.levels[0][0].seed);
     }
 
     #[test]
