@@ -1,5 +1,5 @@
 //! The tasks behind `cargo xtask`: `ci` (what CI runs), `setup` (system packages the
-//! tests need), `demo` (the README's main job) and `bench`.
+//! tests need), `demo` (the README's main job), `e2e` and `bench <what>`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -37,6 +37,35 @@ pub enum Task {
         #[arg(long, default_value = "shop")]
         dir: PathBuf,
     },
+    /// A benchmark, always on a release build; writes target/bench/<what>.json and prints
+    /// a summary.
+    Bench {
+        what: BenchTarget,
+        /// Where the JSON report goes (default target/bench/<what>.json).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Measured seconds of each run (default: the benchmark's own).
+        #[arg(long)]
+        duration_secs: Option<f64>,
+        /// Further options, passed to the benchmark as they are (`-- --help` lists them).
+        #[arg(last = true)]
+        extra: Vec<String>,
+    },
+}
+
+/// What `cargo xtask bench` can measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchTarget {
+    /// The catalog service over HTTP against the raw SQL of its handlers (`xtask/bench`).
+    Catalog,
+}
+
+impl BenchTarget {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Catalog => "catalog",
+        }
+    }
 }
 
 pub fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -45,6 +74,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
         Task::Setup => setup(),
         Task::Demo { dir } => demo(dir),
         Task::E2e => e2e(),
+        Task::Bench {
+            what,
+            out,
+            duration_secs,
+            extra,
+        } => bench(*what, out.as_deref(), *duration_secs, extra),
     }
 }
 
@@ -146,4 +181,43 @@ fn demo(dir: &Path) -> anyhow::Result<()> {
     }
     shopctl(&["--shop", &dir_s, "up"])?;
     shopctl(&["--shop", &dir_s, "status"])
+}
+
+fn bench(
+    what: BenchTarget,
+    out: Option<&Path>,
+    duration_secs: Option<f64>,
+    extra: &[String],
+) -> anyhow::Result<()> {
+    let out = out.map_or_else(
+        || {
+            workspace_root()
+                .join("target/bench")
+                .join(format!("{}.json", what.name()))
+        },
+        Path::to_path_buf,
+    );
+    let out = out.to_string_lossy();
+    // The benchmarks live in the `bench` crate, which depends on the services (xtask
+    // itself does not). Release build: a debug build's figures mean nothing.
+    let package = match what {
+        BenchTarget::Catalog => "bench",
+    };
+    let duration = duration_secs.map(|secs| secs.to_string());
+    let mut args = vec![
+        "run",
+        "--release",
+        "--quiet",
+        "--package",
+        package,
+        "--",
+        what.name(),
+        "--out",
+        &out,
+    ];
+    if let Some(secs) = &duration {
+        args.extend(["--duration-secs", secs]);
+    }
+    args.extend(extra.iter().map(String::as_str));
+    cargo(&args)
 }
