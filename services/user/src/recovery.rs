@@ -16,7 +16,7 @@ use shopkit::{ApiError, ApiResult};
 use crate::model::{Accepted, ForgotPassword, ResetPassword, TokenRequest};
 use crate::outbox::{self, types};
 use crate::password;
-use crate::session::trace;
+use crate::session::{bounded_token, trace};
 use crate::startup::AppState;
 use crate::store::{self, Purpose, Revocation};
 use crate::tokens::well_formed;
@@ -54,6 +54,7 @@ pub(crate) async fn verify_email(
         );
         ApiError::BadRequest(INVALID_VERIFICATION.into())
     };
+    bounded_token("token", &body.token)?;
     if !well_formed(&body.token) {
         return Err(invalid());
     }
@@ -164,6 +165,7 @@ pub(crate) async fn reset_password(
         crate::metrics::count(crate::metrics::PASSWORD_RESETS_TOTAL, "stage", "invalid");
         ApiError::BadRequest(INVALID_RESET.into())
     };
+    bounded_token("token", &body.token)?;
     if !well_formed(&body.token) {
         return Err(invalid());
     }

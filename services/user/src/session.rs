@@ -25,7 +25,7 @@ use crate::password::{self, MAX_PASSWORD_CHARS, Verification};
 use crate::startup::AppState;
 use crate::store::{self, NewUser, Purpose, Revocation, UserRow};
 use crate::throttle::{self, Attempt, Subjects};
-use crate::tokens::{token_hash, well_formed};
+use crate::tokens::{MAX_TOKEN_INPUT_CHARS, token_hash, well_formed};
 use crate::validate::{Email, Errors};
 
 /// The one answer to a wrong password or an unknown email.
@@ -60,6 +60,17 @@ pub(crate) fn locked(until: DateTime<Utc>, now: DateTime<Utc>) -> Response {
         headers.insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// Refuses a token field far longer than any token (a 422, like any overlong field).
+pub(crate) fn bounded_token(field: &str, token: &str) -> ApiResult<()> {
+    if token.len() > MAX_TOKEN_INPUT_CHARS {
+        return Err(ApiError::invalid(
+            field,
+            format!("is far longer than any token ({MAX_TOKEN_INPUT_CHARS} bytes at most)"),
+        ));
+    }
+    Ok(())
 }
 
 /// The outcome of a throttled password check.
@@ -309,6 +320,7 @@ pub(crate) async fn refresh(
         crate::metrics::count(crate::metrics::REFRESHES_TOTAL, "outcome", "invalid");
         ApiError::Unauthorized(BAD_REFRESH_TOKEN.into())
     };
+    bounded_token("refresh_token", &body.refresh_token)?;
     if !well_formed(&body.refresh_token) {
         return Err(invalid());
     }
@@ -369,6 +381,7 @@ pub(crate) async fn logout(
     State(state): State<AppState>,
     Json(body): Json<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
+    bounded_token("refresh_token", &body.refresh_token)?;
     if well_formed(&body.refresh_token) {
         let now = state.clock().now();
         let mut conn = state.pool().acquire().await?;

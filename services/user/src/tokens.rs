@@ -13,6 +13,9 @@ pub const TOKEN_BYTES: usize = 32;
 /// A token's length as text: 32 bytes in unpadded base64url.
 pub const TOKEN_CHARS: usize = 43;
 
+/// Longer input in a token field is refused as invalid (422) rather than looked at.
+pub const MAX_TOKEN_INPUT_CHARS: usize = 256;
+
 /// A new token from the operating system's CSPRNG.
 pub fn random_token() -> String {
     let mut bytes = [0_u8; TOKEN_BYTES];

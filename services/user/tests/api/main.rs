@@ -1,0 +1,13 @@
+//! Integration tests against a real PostgreSQL, a fresh database per test. One test
+//! binary (faster to build than one per file); the modules group them by concern.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod addresses;
+mod forged_tokens;
+mod helpers;
+mod recovery;
+mod rehash;
+mod service;
+mod sessions;
+mod throttle;
+mod validation;
