@@ -7,6 +7,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
+mod bench_up;
+
 /// Debian packages the test suite needs on a brand-new machine: a PostgreSQL server (the
 /// services' tests start throw-away clusters with its binaries) and debootstrap (the base
 /// of the locally built infrastructure images).
@@ -47,6 +49,9 @@ pub enum Task {
         /// Measured seconds of each run (default: the benchmark's own).
         #[arg(long)]
         duration_secs: Option<f64>,
+        /// Rounds of `bench up` (each: shopctl once, Compose once).
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
         /// Further options, passed to the benchmark as they are (`-- --help` lists them).
         #[arg(last = true)]
         extra: Vec<String>,
@@ -58,12 +63,15 @@ pub enum Task {
 pub enum BenchTarget {
     /// The catalog service over HTTP against the raw SQL of its handlers (`xtask/bench`).
     Catalog,
+    /// `shopctl up` against `docker-compose up -d` + waiting for health, same images.
+    Up,
 }
 
 impl BenchTarget {
     fn name(self) -> &'static str {
         match self {
             Self::Catalog => "catalog",
+            Self::Up => "up",
         }
     }
 }
@@ -78,8 +86,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<()> {
             what,
             out,
             duration_secs,
+            rounds,
             extra,
-        } => bench(*what, out.as_deref(), *duration_secs, extra),
+        } => bench(*what, out.as_deref(), *duration_secs, *rounds, extra),
     }
 }
 
@@ -149,19 +158,10 @@ fn ci() -> anyhow::Result<()> {
     cargo(&["test", "--workspace"])
 }
 
-/// The end-to-end test on the real engine: every image, then whole shops.
+/// The end-to-end test on the real engine alone (it is also part of `ci`).
 fn e2e() -> anyhow::Result<()> {
     setup()?;
-    shopctl(&["images", "build"])?;
-    cargo(&[
-        "test",
-        "--package",
-        "shopctl",
-        "--features",
-        "e2e",
-        "--test",
-        "e2e",
-    ])
+    cargo(&["test", "--package", "shopctl", "--test", "e2e"])
 }
 
 /// Runs the workspace's shopctl.
@@ -187,6 +187,7 @@ fn bench(
     what: BenchTarget,
     out: Option<&Path>,
     duration_secs: Option<f64>,
+    rounds: usize,
     extra: &[String],
 ) -> anyhow::Result<()> {
     let out = out.map_or_else(
@@ -197,12 +198,18 @@ fn bench(
         },
         Path::to_path_buf,
     );
+    if what == BenchTarget::Up {
+        // Whole commands are timed: the images and a release shopctl are built first.
+        shopctl(&["images", "build"])?;
+        cargo(&["build", "--release", "--quiet", "--package", "shopctl"])?;
+        let root = workspace_root();
+        let shopctl = root.join("target/release/shopctl");
+        return bench_up::run(&root, &shopctl, &bench_up::Options { rounds, out });
+    }
     let out = out.to_string_lossy();
     // The benchmarks live in the `bench` crate, which depends on the services (xtask
     // itself does not). Release build: a debug build's figures mean nothing.
-    let package = match what {
-        BenchTarget::Catalog => "bench",
-    };
+    let package = "bench";
     let duration = duration_secs.map(|secs| secs.to_string());
     let mut args = vec![
         "run",
