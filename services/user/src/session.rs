@@ -166,7 +166,7 @@ fn checked_credentials(body: &Credentials, new_password: bool) -> ApiResult<Emai
 ///
 /// Always `202` with the same body once the fields are valid, whether or not the email
 /// already had an account (its owner then gets a `user.registration_attempted` email
-/// instead). The new account can log in at once; `email_verified` stays false until the
+/// instead, at most hourly). The new account can log in at once; `email_verified` stays false until the
 /// link from the `user.registered` email is used.
 #[utoipa::path(
     post, path = "/register", tag = "account",
@@ -210,8 +210,22 @@ pub(crate) async fn register(
         }
         None => {
             if let Some(existing) = store::user_by_email(&mut tx, email.as_str()).await? {
-                let data = json!({ "user_id": existing.id, "email": existing.email });
-                outbox::record(&mut tx, types::REGISTRATION_ATTEMPTED, data, now, trace).await?;
+                // At most one notice an hour, so registration cannot flood a mailbox.
+                let since = now - chrono::Duration::hours(1);
+                let recent: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM outbox
+                     WHERE event_type = $1 AND occurred_at > $2 AND envelope #>> '{data,user_id}' = $3)",
+                )
+                .bind(types::REGISTRATION_ATTEMPTED)
+                .bind(since)
+                .bind(existing.id.to_string())
+                .fetch_one(&mut *tx)
+                .await?;
+                if !recent {
+                    let data = json!({ "user_id": existing.id, "email": existing.email });
+                    outbox::record(&mut tx, types::REGISTRATION_ATTEMPTED, data, now, trace)
+                        .await?;
+                }
             }
             crate::metrics::count(crate::metrics::REGISTRATIONS_TOTAL, "outcome", "existing");
         }
@@ -260,9 +274,14 @@ pub(crate) async fn login(
         // Unreachable: the dummy hash never matches. Answer as for a wrong password.
         return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
     };
+    // Hashed before the transaction, so no connection is held while argon2 runs.
+    let upgraded = if needs_rehash {
+        Some(state.hasher().hash(&body.password).await?)
+    } else {
+        None
+    };
     let mut tx = state.pool().begin().await?;
-    if needs_rehash {
-        let upgraded = state.hasher().hash(&body.password).await?;
+    if let Some(upgraded) = upgraded {
         // Only if nobody changed the password meanwhile.
         let done = sqlx::query(
             "UPDATE users SET password_hash = $3, updated_at = $4 WHERE id = $1 AND password_hash = $2",

@@ -97,6 +97,18 @@ async fn registering_a_taken_email_answers_the_same_and_tells_the_owner() {
     assert_eq!(attempts.len(), 1);
     assert_eq!(attempts[0]["data"]["email"], "ann@example.com");
     assert!(attempts[0]["data"].get("verification_token").is_none());
+    // More attempts within the hour notify the owner no more; a later one does.
+    let third = app
+        .post(
+            "/register",
+            &json!({"email": "ann@example.com", "password": OTHER_PASSWORD}),
+        )
+        .await;
+    assert_eq!(third.body, first.body);
+    assert_eq!(app.events(types::REGISTRATION_ATTEMPTED).await.len(), 1);
+    app.clock.advance(chrono::Duration::minutes(61));
+    app.register("ann@example.com", OTHER_PASSWORD).await;
+    assert_eq!(app.events(types::REGISTRATION_ATTEMPTED).await.len(), 2);
 }
 
 #[tokio::test]
