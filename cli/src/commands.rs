@@ -120,10 +120,27 @@ pub enum Command {
         #[command(subcommand)]
         action: ImagesAction,
     },
+    /// The shop's administrators (accounts of the user service).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
+    },
     /// Write the shop in another tool's format.
     Export {
         #[command(subcommand)]
         format: ExportFormat,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create an administrator. Asks for the password twice (no echo), or reads one line
+    /// from standard input with --password-stdin. There is never a default password.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password_stdin: bool,
     },
 }
 
@@ -357,6 +374,26 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(exit::OK)
         }
         Command::Images { action } => images(action, &cli.shop, out).await,
+        Command::Admin {
+            action:
+                AdminAction::Create {
+                    email,
+                    password_stdin,
+                },
+        } => {
+            let shop = Shop::load(&cli.shop)?;
+            let password = crate::admin::read_password(password_stdin)?;
+            let engine = DockerEngine::new(crate::engine::connect().await?);
+            let created = crate::admin::create(&engine, &shop, &email, &password).await?;
+            out.result(
+                &created,
+                &format!(
+                    "administrator {} created in shop {}; sign in at /api/user/login",
+                    created.email, created.shop
+                ),
+            );
+            Ok(exit::OK)
+        }
         Command::Export {
             format: ExportFormat::Compose { output },
         } => {

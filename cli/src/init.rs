@@ -262,8 +262,11 @@ fn random_password() -> String {
         .collect()
 }
 
-/// Generates every secret the stack names, plus the token signing key, and publishes the
-/// key's public half as `config/auth/jwks.json`.
+/// The user service's token keys: the signing key, its id, and the retired public keys
+/// that still verify (none yet). Every other secret is a random password.
+const TOKEN_KEY_SECRETS: [&str; 3] = ["jwt_signing_key.pem", "jwt_key_id", "jwt_previous_keys"];
+
+/// Generates every secret the stack names: random passwords, and the token signing key.
 fn write_secrets(shop_dir: &Path, stack: &Stack) -> anyhow::Result<Vec<String>> {
     let dir = shop_dir.join("secrets");
     std::fs::create_dir_all(&dir)?;
@@ -279,23 +282,26 @@ fn write_secrets(shop_dir: &Path, stack: &Stack) -> anyhow::Result<Vec<String>> 
             .iter()
             .filter_map(|c| c.database.as_ref().map(|db| format!("{db}_db_password"))),
     );
+    names.extend(TOKEN_KEY_SECRETS.map(String::from));
     names.sort();
     names.dedup();
-    for name in &names {
+    for name in names
+        .iter()
+        .filter(|n| !TOKEN_KEY_SECRETS.contains(&n.as_str()))
+    {
         write_secret(&dir, name, &random_password())?;
     }
     let kid = format!("shop-{}", &uuid_like());
     let pem = shopkit::auth::keys::generate_pem()?;
+    // What we write must be a key the services accept.
+    Signer::from_pem(&kid, &pem)?;
     write_secret(&dir, "jwt_signing_key.pem", &pem)?;
     write_secret(&dir, "jwt_key_id", &kid)?;
-    let signer = Signer::from_pem(&kid, &pem)?;
-    write_file(
-        &shop_dir.join("config/auth/jwks.json"),
-        &serde_json::to_string_pretty(&jwks(&[&signer]))?,
-        0o644,
+    write_secret(
+        &dir,
+        "jwt_previous_keys",
+        &serde_json::to_string_pretty(&jwks(&[]))?,
     )?;
-    names.push("jwt_signing_key.pem".into());
-    names.push("jwt_key_id".into());
     Ok(names)
 }
 

@@ -3,6 +3,7 @@
 //! Commands (thin, in `commands`) load the shop (`shop`), ask the `planner` what to do,
 //! and let the `engine` adapter do it. Progress and results go through `output`.
 
+pub mod admin;
 pub mod commands;
 pub mod compose;
 pub mod desired;

@@ -1,15 +1,19 @@
-//! Carries out a plan on an engine: level by level, the components of a level in
-//! parallel, each replica waited for until healthy. Database provisioning, migrations
-//! (and the demo seed) run as one-shot jobs before a service's replicas start.
+//! Carries out a plan on an engine: every component as soon as what it depends on is
+//! healthy (all independent ones in parallel), each replica waited for until healthy.
+//! Database provisioning, migrations (and the demo seed) run as one-shot jobs before a
+//! service's replicas start.
 //!
 //! Scalable services are replaced and scaled down without downtime: the new replica is
 //! healthy before the old one gets SIGTERM, and a stopping replica first fails its
 //! readiness so the gateway drains it.
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use futures::future::try_join_all;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared, try_join_all};
 use serde::Serialize;
 
 use crate::engine::{Engine, Health};
@@ -37,6 +41,9 @@ pub struct UpReport {
     pub elapsed_s: f64,
 }
 
+/// A component's work, awaitable by every component that depends on it.
+type ComponentDone<'a> = Shared<BoxFuture<'a, Result<(), Arc<anyhow::Error>>>>;
+
 pub async fn apply(
     engine: &dyn Engine,
     desired: &Desired,
@@ -56,19 +63,35 @@ pub async fn apply(
         out.step("volume", &format!("creating {volume}"));
         engine.create_volume(&desired.shop, volume).await?;
     }
+    // Each component starts as soon as the components it depends on are done (healthy),
+    // not when its whole level is: a slow broker does not hold up the database's users.
+    // Levels give a topological order, so dependencies are always built first.
+    let mut done: BTreeMap<&str, ComponentDone<'_>> = BTreeMap::new();
     let mut components = Vec::new();
     for (level, plans) in desired.levels.iter().zip(&plan.levels) {
-        let work = level
-            .iter()
-            .zip(plans)
-            .map(|(c, p)| apply_component(engine, desired, c, p, deadline, out));
-        try_join_all(work).await?;
-        components.extend(level.iter().zip(plans).map(|(c, p)| ComponentReport {
-            name: c.name.clone(),
-            replicas: c.replicas,
-            changes: p.actions.len(),
-        }));
+        for (component, component_plan) in level.iter().zip(plans) {
+            let deps: Vec<_> = component
+                .depends_on
+                .iter()
+                .filter_map(|d| done.get(d.as_str()).cloned())
+                .collect();
+            let work = async move {
+                try_join_all(deps).await?;
+                apply_component(engine, desired, component, component_plan, deadline, out)
+                    .await
+                    .map_err(Arc::new)
+            };
+            done.insert(component.name.as_str(), work.boxed().shared());
+            components.push(ComponentReport {
+                name: component.name.clone(),
+                replicas: component.replicas,
+                changes: component_plan.actions.len(),
+            });
+        }
     }
+    try_join_all(done.into_values())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:#}"))?;
     for orphan in &plan.orphans {
         out.step(
             &orphan.component,

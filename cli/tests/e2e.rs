@@ -100,6 +100,7 @@ async fn build_images() {
             "rabbitmq".into(),
             "gateway".into(),
             "catalog".into(),
+            "user".into(),
         ],
         ..Default::default()
     };
@@ -204,6 +205,8 @@ async fn shop_lifecycle_on_the_real_engine() {
     let id = items[0]["id"].as_str().unwrap().to_owned();
     let product = reqwest::get(format!("{base}/products/{id}")).await.unwrap();
     assert_eq!(product.status(), 200);
+
+    admins_write_the_catalog_and_customers_cannot(&dir, gateway_port(&shop)).await;
 
     // Scale up under load: three healthy replicas, all answering, no failed request.
     let load = Load::start(&format!("{base}/products/{id}"));
@@ -315,6 +318,103 @@ async fn shop_lifecycle_on_the_real_engine() {
             && networks.is_empty()
             && volumes.volumes.unwrap_or_default().is_empty()
     );
+}
+
+/// `shopctl admin create` makes an administrator whose token can create a product in
+/// catalog; a customer's token cannot.
+async fn admins_write_the_catalog_and_customers_cannot(dir: &Path, port: u16) {
+    let users = format!("http://127.0.0.1:{port}/api/user");
+    let catalog = format!("http://127.0.0.1:{port}/api/catalog");
+    let password = "correct horse battery staple 42";
+    let mut child = Command::new(SHOPCTL)
+        .arg("--shop")
+        .arg(dir)
+        .args([
+            "admin",
+            "create",
+            "--email",
+            "owner@example.com",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{password}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "admin create: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let client = reqwest::Client::new();
+    let login = |email: &'static str| {
+        let client = client.clone();
+        let users = users.clone();
+        async move {
+            let response = client
+                .post(format!("{users}/login"))
+                .json(&serde_json::json!({ "email": email, "password": password }))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "log-in of {email}");
+            let body: serde_json::Value = response.json().await.unwrap();
+            body["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let product = |sku: &str| {
+        serde_json::json!({
+            "name": format!("E2E Linen Shirt {sku}"),
+            "category": "shirts",
+            "description": "Made by the end-to-end test.",
+            "status": "published",
+            "image_urls": [],
+            "variants": [{ "sku": sku, "attributes": { "size": "M" }, "price_minor": 4200,
+                           "currency": "USD", "on_hand": 3 }],
+        })
+    };
+
+    let admin = login("owner@example.com").await;
+    let created = client
+        .post(format!("{catalog}/admin/products"))
+        .bearer_auth(&admin)
+        .json(&product("E2E-ADMIN-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
+
+    let registered = client
+        .post(format!("{users}/register"))
+        .json(&serde_json::json!({ "email": "shopper@example.com", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert!(registered.status().is_success(), "{}", registered.status());
+    let customer = login("shopper@example.com").await;
+    let refused = client
+        .post(format!("{catalog}/admin/products"))
+        .bearer_auth(&customer)
+        .json(&product("E2E-CUSTOMER-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let nobody = client
+        .post(format!("{catalog}/admin/products"))
+        .json(&product("E2E-ANON-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(nobody.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,11 +12,12 @@ use bollard::models::{
     VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, ListContainersOptions, ListNetworksOptions, ListVolumesOptions,
-    LogsOptions, RemoveContainerOptions, RenameContainerOptions, StopContainerOptions,
-    WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, ListContainersOptions, ListNetworksOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RenameContainerOptions,
+    StopContainerOptions, WaitContainerOptions,
 };
 use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
 
 use super::{
     Engine, Health, JobOutcome, LABEL_COMPONENT, LABEL_CONFIG_HASH, LABEL_REPLICA, LABEL_ROLE,
@@ -127,6 +128,68 @@ fn create_body(spec: &ContainerSpec, replica: u32, hash: &str) -> ContainerCreat
 impl DockerEngine {
     pub fn new(docker: Docker) -> Self {
         Self { docker }
+    }
+
+    /// Runs a one-shot container with `input` on its standard input (then closed), so
+    /// that a secret such as a password never shows in its command line, environment or
+    /// a file.
+    pub async fn run_job_with_stdin(&self, job: &Job, input: &[u8]) -> anyhow::Result<JobOutcome> {
+        self.remove_if_exists(&job.name).await?;
+        let mut body = create_body(&job.spec, 0, &job.spec.hash());
+        body.open_stdin = Some(true);
+        body.stdin_once = Some(true);
+        body.attach_stdin = Some(true);
+        let options = CreateContainerOptions {
+            name: Some(job.name.clone()),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .with_context(|| format!("creating container {}", job.name))?
+            .id;
+        let attach = AttachContainerOptions {
+            stdin: true,
+            stream: true,
+            ..Default::default()
+        };
+        let mut attached = self
+            .docker
+            .attach_container(&id, Some(attach))
+            .await
+            .with_context(|| format!("attaching to {}", job.name))?;
+        self.docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| start_error(&job.name, &e))?;
+        attached
+            .input
+            .write_all(input)
+            .await
+            .with_context(|| format!("writing to the standard input of {}", job.name))?;
+        attached.input.shutdown().await.ok();
+        let outcome = self.wait_job(&id, &job.name).await;
+        self.remove_if_exists(&job.name).await?;
+        outcome
+    }
+
+    async fn wait_job(&self, id: &str, name: &str) -> anyhow::Result<JobOutcome> {
+        let mut wait = self.docker.wait_container(
+            id,
+            Some(WaitContainerOptions {
+                condition: "not-running".into(),
+            }),
+        );
+        let exit_code = match wait.next().await {
+            Some(Ok(response)) => response.status_code,
+            // bollard reports a non-zero exit as an error carrying the code.
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
+            Some(Err(e)) => return Err(e).with_context(|| format!("waiting for {name}")),
+            None => -1,
+        };
+        let logs = self.logs_tail(id, 50).await.unwrap_or_default();
+        Ok(JobOutcome { exit_code, logs })
     }
 
     async fn remove_if_exists(&self, name: &str) -> anyhow::Result<()> {
@@ -293,22 +356,9 @@ impl Engine for DockerEngine {
         let id = self
             .create_and_start(&job.name, create_body(&job.spec, 0, &job.spec.hash()))
             .await?;
-        let mut wait = self.docker.wait_container(
-            &id,
-            Some(WaitContainerOptions {
-                condition: "not-running".into(),
-            }),
-        );
-        let exit_code = match wait.next().await {
-            Some(Ok(response)) => response.status_code,
-            // bollard reports a non-zero exit as an error carrying the code.
-            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => code,
-            Some(Err(e)) => return Err(e).with_context(|| format!("waiting for {}", job.name)),
-            None => -1,
-        };
-        let logs = self.logs_tail(&id, 50).await.unwrap_or_default();
+        let outcome = self.wait_job(&id, &job.name).await;
         self.remove_if_exists(&job.name).await?;
-        Ok(JobOutcome { exit_code, logs })
+        outcome
     }
 
     async fn health(&self, id: &str) -> anyhow::Result<Health> {
