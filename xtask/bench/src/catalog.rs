@@ -47,7 +47,7 @@ pub const SEARCHES: &[&str] = &[
     "black jeans",
     "suede sneakers",
     "blue shrit",
-    "waterproof jakcet",
+    "wool jakcet",
     "chelsea boots",
     "cashmere sweter",
     "duvet cover",
@@ -200,7 +200,7 @@ const NOTES: &[&str] = &[
     "latencies are in ms and include failed requests; fixed-rate latency counts from each request's due time (start + i / rate), so queueing behind a stall is included",
     "max_throughput: closed loop, each worker sends its next request when the previous one is answered; ratio = service rps / raw_sql rps",
     "fixed_rate: open loop at the given rate; ratio = service p99 / raw_sql p99; tokio's 1 ms timer adds up to 1 ms to every fixed-rate latency, on both sides",
-    "the service runs in-process on its own runtime, without a log subscriber (production writes one JSON line per request to stdout); load generator, service and PostgreSQL share the machine's cores",
+    "the service runs in-process on its own runtime, without a log subscriber (production writes one JSON line per request to stdout); load generator, service and PostgreSQL share the machine's cores, and so does anything else running (see machine.load_average_*)",
 ];
 
 /// Runs the benchmark, writes the report to `args.out` and prints a summary to stderr.
@@ -221,6 +221,7 @@ pub async fn main(args: &Args) -> anyhow::Result<Report> {
 /// Runs the benchmark and returns its report.
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let (duration, warmup) = args.check()?;
+    let load_before = report::load_average();
     // reqwest and sqlx are built without a default TLS provider (no TLS is used here).
     let _ = rustls::crypto::ring::default_provider().install_default();
 
@@ -232,7 +233,7 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         ensure_loopback(&db.url)?;
         seed(&db.pool).await?;
         db.pool.close().await;
-        measure(args, duration, warmup, &db.url).await
+        measure(args, duration, warmup, &db.url, load_before).await
     }
     .await;
     drop_database(&db).await;
@@ -456,6 +457,7 @@ async fn measure(
     duration: Duration,
     warmup: Duration,
     database_url: &str,
+    load_before: Option<[f64; 3]>,
 ) -> anyhow::Result<Report> {
     let settings = settings(database_url, args.pool_size);
     let service = Service::start(settings.clone(), args.service_threads).await?;
@@ -467,7 +469,7 @@ async fn measure(
     let (scenarios, parameters) = outcome?;
     stopped?;
 
-    let machine = report::machine(database_url).await;
+    let machine = report::machine(database_url, load_before).await;
     let by_id_ratio = scenarios.product_by_id.max_throughput.ratio;
     let search_p99_ms = scenarios.search.fixed_rate.service.p99_ms;
     let all = [

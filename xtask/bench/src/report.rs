@@ -21,14 +21,30 @@ pub struct Machine {
     pub postgres: Option<String>,
     /// The workspace's commit, with `-dirty` when it has uncommitted changes.
     pub git_commit: Option<String>,
+    /// `/proc/loadavg` (1, 5, 15 minutes) when the benchmark started and ended: other
+    /// work on the machine (a build) takes cores from the benchmark and shows here.
+    pub load_average_before: Option<[f64; 3]>,
+    pub load_average_after: Option<[f64; 3]>,
+}
+
+/// The 1, 5 and 15 minute load averages (Linux only).
+pub fn load_average() -> Option<[f64; 3]> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let mut fields = text.split_whitespace().map(str::parse::<f64>);
+    Some([
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+        fields.next()?.ok()?,
+    ])
 }
 
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
-/// Collects the machine's description; what cannot be found is left out.
-pub async fn machine(database_url: &str) -> Machine {
+/// Collects the machine's description at the end of a run that started with
+/// `load_average_before`; what cannot be found is left out.
+pub async fn machine(database_url: &str, load_average_before: Option<[f64; 3]>) -> Machine {
     let postgres = async {
         let mut conn = sqlx::PgConnection::connect(database_url).await.ok()?;
         let version: String = sqlx::query_scalar("SELECT version()")
@@ -46,6 +62,8 @@ pub async fn machine(database_url: &str) -> Machine {
         date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         postgres,
         git_commit: git_commit(),
+        load_average_before,
+        load_average_after: load_average(),
     }
 }
 
