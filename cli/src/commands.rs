@@ -125,6 +125,11 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// The user service's token signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Write the shop in another tool's format.
     Export {
         #[command(subcommand)]
@@ -142,6 +147,13 @@ pub enum AdminAction {
         #[arg(long)]
         password_stdin: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// A new signing key; the old one keeps verifying until its tokens expire. Apply
+    /// with `shopctl up` (the user service rolls over without downtime).
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -390,6 +402,21 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
                 &format!(
                     "administrator {} created in shop {}; sign in at /api/user/login",
                     created.email, created.shop
+                ),
+            );
+            Ok(exit::OK)
+        }
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let rotation = crate::keys::rotate(&cli.shop, chrono::Utc::now())?;
+            out.result(
+                &rotation,
+                &format!(
+                    "new signing key {}; {} is retired but still verifies until its tokens expire\n                     next: `shopctl --shop {} up` rolls the user service onto the new key",
+                    rotation.new_kid,
+                    rotation.retired_kid,
+                    cli.shop.display()
                 ),
             );
             Ok(exit::OK)

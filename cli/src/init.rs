@@ -241,7 +241,7 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(dir: &Path, name: &str, value: &str) -> anyhow::Result<()> {
     let path = dir.join(name);
     let _ = std::fs::remove_file(&path);
     let mut file = std::fs::OpenOptions::new()

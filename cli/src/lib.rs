@@ -12,6 +12,7 @@ pub mod down;
 pub mod engine;
 pub mod images;
 pub mod init;
+pub mod keys;
 pub mod logs;
 pub mod output;
 pub mod planner;

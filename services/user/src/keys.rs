@@ -1,8 +1,8 @@
 //! The token signing keys: the current Ed25519 key (which signs) and retired public keys
 //! (which are still published, so that tokens they signed verify until they expire).
 //!
-//! Rotation: put the new key in `jwt_signing_key.pem` / `jwt_key_id`, move the old
-//! public JWK (from `config/auth/jwks.json`) into `jwt_previous_keys` with a
+//! Rotation (`shopctl keys rotate` does it): put the new key in `jwt_signing_key.pem` /
+//! `jwt_key_id`, move the old public JWK into `jwt_previous_keys` with a
 //! `"retired_at"` time, restart. The old key stays in `/.well-known/jwks.json` until
 //! `retired_at` plus the access-token lifetime (plus clock leeway) has passed; from then
 //! on no unexpired token can carry its signature, and the entry can be deleted.
