@@ -36,6 +36,7 @@ pub fn compose_file(desired: &Desired) -> Value {
         }
         let mut service = service(&component.spec, &needs);
         service.insert("scale".into(), json!(component.replicas));
+        service.insert("restart".into(), json!("unless-stopped"));
         services.insert(component.name.clone(), Value::Object(service));
     }
     let volumes: Map<String, Value> = desired
@@ -195,6 +196,7 @@ mod tests {
         let file = compose_file(&desired);
         let catalog = &file["services"]["catalog"];
         assert_eq!(catalog["scale"], 3);
+        assert_eq!(catalog["restart"], "unless-stopped");
         assert_eq!(
             catalog["depends_on"]["postgres"]["condition"],
             "service_healthy"

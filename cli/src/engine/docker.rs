@@ -9,7 +9,7 @@ use bollard::Docker;
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthConfig, HealthStatusEnum, HostConfig,
     Mount as DockerMount, MountType, NetworkCreateRequest, NetworkingConfig, PortBinding,
-    VolumeCreateRequest,
+    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, ListContainersOptions, ListNetworksOptions,
@@ -114,7 +114,12 @@ fn create_body(spec: &ContainerSpec, replica: u32, hash: &str) -> ContainerCreat
             port_bindings: Some(port_bindings),
             memory: spec.memory_bytes,
             nano_cpus: spec.nano_cpus,
-            restart_policy: None,
+            // Replicas come back after a crash or a reboot of the host; one-shot jobs
+            // (replica 0) never rerun by themselves.
+            restart_policy: (replica > 0).then_some(RestartPolicy {
+                name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
+                maximum_retry_count: None,
+            }),
             init: None,
             ..Default::default()
         }),
