@@ -223,36 +223,48 @@ pub async fn category_exists(pool: &PgPool, slug: &str) -> sqlx::Result<bool> {
 
 // ---- search and listings -----------------------------------------------------------------
 
-/// The filtered result set, shared by the page and the facet statements.
+/// The filtered result set, shared by the page and the facet statements, in two forms:
+/// `text` (the products the full-text index finds for `$1`, ranked) and `all` (every
+/// published product, rank 0; `$1` is NULL).
 ///
-/// These statements run unprepared (`persistent(false)`), so PostgreSQL plans each
-/// execution for its actual parameters. A named prepared statement switches to a generic
-/// plan after five executions when that looks no dearer than the custom plans so far,
-/// and after a few category listings (no `q`, whole subtrees) it does: that generic plan
-/// cannot use the full-text index, and searches on the connection became three times
-/// slower (`cargo xtask bench catalog`: 150 instead of 500 searches/s on two cores).
+/// Two forms rather than `($1 IS NULL OR p.search @@ …)`: PostgreSQL switches a prepared
+/// statement to a generic plan after five executions when that looks no dearer than the
+/// custom plans so far, and a generic plan of the `OR` cannot use the full-text index.
+/// After a few category listings every search on the connection scanned all products
+/// (`cargo xtask bench catalog`: 150 instead of 500 searches/s on two cores). Each form
+/// has one plan shape that suits any parameters, so the cached generic plans are good
+/// and the statements are planned once per connection instead of on every request.
 ///
-/// `$1` query text (NULL: none), `$2` category slug (descendants included), `$3`/`$4` price
-/// range, `$5` in stock only, `$6` attribute filters as `{"color": ["blue", "navy"]}`.
-/// The variant-level filters must all hold for one and the same variant (a product with a
-/// blue S and a red M is not a "blue M").
+/// `$1` query text (it must contain lexemes: see [`has_lexemes`]), `$2` category slug
+/// (descendants included), `$3`/`$4` price range, `$5` in stock only, `$6` attribute
+/// filters as `{"color": ["blue", "navy"]}`. The variant-level filters must all hold for
+/// one and the same variant (a product with a blue S and a red M is not a "blue M").
 macro_rules! matched_cte {
-    () => {
-        "WITH RECURSIVE scope (id) AS (
+    (text) => {
+        matched_cte!(
+            "ts_rank(p.search, q.tsq)::real AS rank
+             FROM products p, (SELECT websearch_to_tsquery('english', $1::text) AS tsq) q
+             WHERE p.status = 'published' AND p.search @@ q.tsq"
+        )
+    };
+    (all) => {
+        matched_cte!(
+            "0::real AS rank
+             FROM products p
+             WHERE p.status = 'published' AND $1::text IS NULL"
+        )
+    };
+    ($source:literal) => {
+        concat!(
+            "WITH RECURSIVE scope (id) AS (
              SELECT id FROM categories WHERE slug = $2::text
              UNION
              SELECT c.id FROM categories c JOIN scope s ON c.parent_id = s.id
          ),
-         query AS (
-             SELECT CASE WHEN numnode(websearch_to_tsquery('english', $1::text)) > 0
-                         THEN websearch_to_tsquery('english', $1::text) END AS tsq
-         ),
          matched AS (
-             SELECT p.id, p.created_at, p.min_price_minor,
-                    coalesce(ts_rank(p.search, query.tsq), 0)::real AS rank
-             FROM products p CROSS JOIN query
-             WHERE p.status = 'published'
-               AND (query.tsq IS NULL OR p.search @@ query.tsq)
+             SELECT p.id, p.created_at, p.min_price_minor, ",
+            $source,
+            "
                AND ($2::text IS NULL OR p.category_id IN (SELECT id FROM scope))
                AND (($3::bigint IS NULL AND $4::bigint IS NULL AND NOT $5::boolean
                      AND $6::jsonb = '{}'::jsonb)
@@ -266,15 +278,16 @@ macro_rules! matched_cte {
                               SELECT 1 FROM jsonb_each($6::jsonb) AS f (key, vals)
                               WHERE NOT coalesce(f.vals ? (v.attributes ->> f.key), false))))
          )"
+        )
     };
 }
 
 /// One page: `$7` rows (one more than the page, to know whether another follows), after
 /// the keyset position `($8, $9)`.
 macro_rules! page_sql {
-    ($keyset:literal, $order:literal) => {
+    ($form:ident, $keyset:literal, $order:literal) => {
         concat!(
-            matched_cte!(),
+            matched_cte!($form),
             "
          SELECT p.id, p.slug, p.name, c.slug AS category, p.min_price_minor,
                 p.price_currency::text AS price_currency, p.image_urls[1] AS image_url,
@@ -295,27 +308,61 @@ macro_rules! page_sql {
     };
 }
 
-const PAGE_RELEVANCE_SQL: &str = page_sql!(
-    "(m.rank, m.id) < ($8::real, $9::uuid)",
-    "m.rank DESC, m.id DESC"
-);
-const PAGE_NEWEST_SQL: &str = page_sql!(
-    "(m.created_at, m.id) < ($8::timestamptz, $9::uuid)",
-    "m.created_at DESC, m.id DESC"
-);
-const PAGE_PRICE_ASC_SQL: &str = page_sql!(
-    "(m.min_price_minor, m.id) > ($8::bigint, $9::uuid)",
-    "m.min_price_minor ASC, m.id ASC"
-);
-const PAGE_PRICE_DESC_SQL: &str = page_sql!(
-    "(m.min_price_minor, m.id) < ($8::bigint, $9::uuid)",
-    "m.min_price_minor DESC, m.id DESC"
-);
+/// The page statements of one form, one per sort.
+macro_rules! page_statements {
+    ($form:ident) => {
+        PageStatements {
+            relevance: page_sql!(
+                $form,
+                "(m.rank, m.id) < ($8::real, $9::uuid)",
+                "m.rank DESC, m.id DESC"
+            ),
+            newest: page_sql!(
+                $form,
+                "(m.created_at, m.id) < ($8::timestamptz, $9::uuid)",
+                "m.created_at DESC, m.id DESC"
+            ),
+            price_asc: page_sql!(
+                $form,
+                "(m.min_price_minor, m.id) > ($8::bigint, $9::uuid)",
+                "m.min_price_minor ASC, m.id ASC"
+            ),
+            price_desc: page_sql!(
+                $form,
+                "(m.min_price_minor, m.id) < ($8::bigint, $9::uuid)",
+                "m.min_price_minor DESC, m.id DESC"
+            ),
+        }
+    };
+}
+
+struct PageStatements {
+    relevance: &'static str,
+    newest: &'static str,
+    price_asc: &'static str,
+    price_desc: &'static str,
+}
+
+impl PageStatements {
+    fn get(&self, sort: Sort) -> &'static str {
+        match sort {
+            Sort::Relevance => self.relevance,
+            Sort::Newest => self.newest,
+            Sort::PriceAsc => self.price_asc,
+            Sort::PriceDesc => self.price_desc,
+        }
+    }
+}
+
+const PAGE_TEXT: PageStatements = page_statements!(text);
+const PAGE_ALL: PageStatements = page_statements!(all);
 
 /// Facet counts over the whole filtered set; `$7` are the price bucket edges.
-const FACETS_SQL: &str = concat!(
-    matched_cte!(),
-    "
+macro_rules! facets_sql {
+    ($form:ident) => {
+        concat!(
+            matched_cte!($form),
+            "
 SELECT
   (SELECT count(*) FROM matched) AS total,
   (SELECT count(*) FROM matched m
@@ -338,12 +385,19 @@ SELECT
                              ORDER BY z.bucket), '[]'::jsonb)
    FROM (SELECT width_bucket(m.min_price_minor, $7::bigint[]) AS bucket, count(*) AS n
          FROM matched m GROUP BY 1) z) AS prices"
-);
+        )
+    };
+}
+
+const FACETS_TEXT: &str = facets_sql!(text);
+const FACETS_ALL: &str = facets_sql!(all);
 
 /// The filters of a request, in the form the statements bind.
 #[derive(Debug, Clone)]
 pub struct Filter<'a> {
-    /// The query actually run (after correction).
+    /// The query actually run (after correction). It must contain lexemes
+    /// ([`has_lexemes`]): a query of only stop words matches nothing here, and
+    /// [`search`] runs it as no query at all.
     pub q: Option<&'a str>,
     pub category: Option<&'a str>,
     pub min_price: Option<i64>,
@@ -421,16 +475,12 @@ pub async fn search_page(
     limit: u32,
     cursor: Option<&Cursor>,
 ) -> sqlx::Result<Page> {
-    let sql = match sort {
-        Sort::Relevance => PAGE_RELEVANCE_SQL,
-        Sort::Newest => PAGE_NEWEST_SQL,
-        Sort::PriceAsc => PAGE_PRICE_ASC_SQL,
-        Sort::PriceDesc => PAGE_PRICE_DESC_SQL,
+    let sql = match filter.q {
+        Some(_) => PAGE_TEXT.get(sort),
+        None => PAGE_ALL.get(sort),
     };
     let cursor = cursor.filter(|c| c.sort == sort);
-    // Planned per execution: see `matched_cte!`.
     let query = sqlx::query_as::<_, SummaryRow>(sql)
-        .persistent(false)
         .bind(filter.q)
         .bind(filter.category)
         .bind(filter.min_price)
@@ -489,9 +539,12 @@ struct BucketCount {
 
 /// The facet statement: the total and the facet counts of the filtered set.
 pub async fn search_facets(pool: &PgPool, filter: &Filter<'_>) -> sqlx::Result<(i64, Facets)> {
-    // Planned per execution: see `matched_cte!`.
-    let row = sqlx::query_as::<_, FacetRow>(FACETS_SQL)
-        .persistent(false)
+    let sql = if filter.q.is_some() {
+        FACETS_TEXT
+    } else {
+        FACETS_ALL
+    };
+    let row = sqlx::query_as::<_, FacetRow>(sql)
         .bind(filter.q)
         .bind(filter.category)
         .bind(filter.min_price)
@@ -611,6 +664,15 @@ pub async fn correct_query(pool: &PgPool, query: &str) -> sqlx::Result<Option<St
     Ok(Some(search::substitute(query, &replacements)))
 }
 
+/// Whether `query` has any lexemes for the full-text search (`the and`, `""` or `!` have
+/// none, and filter nothing).
+pub async fn has_lexemes(pool: &PgPool, query: &str) -> sqlx::Result<bool> {
+    sqlx::query_scalar("SELECT numnode(websearch_to_tsquery('english', $1)) > 0")
+        .bind(query)
+        .fetch_one(pool)
+        .await
+}
+
 /// `GET /products`: typo correction, then the page and the facets (concurrently, on two
 /// connections).
 pub async fn search(pool: &PgPool, request: &SearchRequest) -> sqlx::Result<SearchResults> {
@@ -618,7 +680,10 @@ pub async fn search(pool: &PgPool, request: &SearchRequest) -> sqlx::Result<Sear
         Some(q) => correct_query(pool, q).await?,
         None => None,
     };
-    let effective = corrected.as_deref().or(request.q.as_deref());
+    let effective = match corrected.as_deref().or(request.q.as_deref()) {
+        Some(q) if has_lexemes(pool, q).await? => Some(q),
+        _ => None,
+    };
     let filter = Filter::of(request, effective);
     let sort = request.effective_sort();
     let (page, (total, facets)) = tokio::try_join!(

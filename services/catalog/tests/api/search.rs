@@ -340,6 +340,11 @@ async fn malformed_search_parameters_are_400_problems() {
         let r = app.get(&format!("/products?q={q}")).await;
         assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text());
     }
+    // A query of only stop words filters nothing.
+    let everything = app.get("/products").await.ok();
+    let stop_words = app.get("/products?q=the%20and").await.ok();
+    assert_eq!(stop_words["total"], everything["total"], "{stop_words}");
+    assert!(everything["total"].as_i64().unwrap() > 0);
     let negated = app.get("/products?q=-shirt&limit=100").await.ok();
     assert!(
         names(&negated)
