@@ -14,6 +14,7 @@ async fn a_short_catalog_bench_writes_a_complete_report() {
         concurrency: 2,
         pool_size: 2,
         rate: 40.0,
+        listing_rate: 40.0,
         search_rate: 40.0,
         request_timeout_ms: 5000,
         service_threads: Some(1),
