@@ -12,6 +12,9 @@
 //! Either way a fixed number of workers (the concurrency) does the sending, requests of the
 //! warm-up are not recorded, and the run is bounded in time: nothing is sent after the
 //! deadline and each request is given at most `request_timeout`.
+//!
+//! [`run_recorded`] keeps the run's histogram, so that runs of the same load taken in
+//! rounds (alternating with another load, to share any drift) [`combine`] into one.
 
 use std::fmt::Display;
 use std::future::Future;
@@ -106,10 +109,30 @@ fn histogram() -> anyhow::Result<Histogram<u64>> {
         .context("creating a latency histogram")
 }
 
+/// A run's figures together with its latency histogram, so that several runs of the
+/// same load (rounds alternating with another load) can be [`combine`]d into one.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub stats: Stats,
+    histogram: Histogram<u64>,
+    /// Seconds of the measured window (what `stats.rps` divides by).
+    window_secs: f64,
+}
+
 /// Runs `op` under `load` and returns what was measured. Fails only when the load is
 /// malformed (no workers, a rate that is not positive) or a worker task panicked; failed
 /// requests are counted, not returned.
 pub async fn run<F, Fut, E>(load: &Load, op: F) -> anyhow::Result<Stats>
+where
+    F: Fn(u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Display,
+{
+    Ok(run_recorded(load, op).await?.stats)
+}
+
+/// [`run`], keeping the histogram for [`combine`].
+pub async fn run_recorded<F, Fut, E>(load: &Load, op: F) -> anyhow::Result<Recorded>
 where
     F: Fn(u64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), E>> + Send + 'static,
@@ -205,7 +228,7 @@ where
         }
     }
     let requests = all.len();
-    let window = last_done.duration_since(measure_from).as_secs_f64();
+    let window_secs = last_done.duration_since(measure_from).as_secs_f64();
     let (mode, target_rps, missed) = match load.mode {
         Mode::FixedRate { rate } => {
             let due =
@@ -214,16 +237,61 @@ where
         }
         Mode::ClosedLoop => ("closed_loop", None, 0),
     };
-    let ms = |micros: u64| round3(micros as f64 / 1000.0);
-    Ok(Stats {
+    let stats = Stats {
         mode,
         target_rps,
         workers: load.workers,
-        requests,
         errors,
         missed,
-        rps: if window > 0.0 {
-            round3(requests as f64 / window)
+        first_error,
+        ..summary(&all, window_secs)
+    };
+    Ok(Recorded {
+        stats,
+        histogram: all,
+        window_secs,
+    })
+}
+
+/// The runs as if they were one: their requests pooled in one histogram (so its p99 is
+/// the p99 of every request of every run, not an average of p99s), errors and misses
+/// added up, the rate over the sum of the measured windows. Mode, target rate and
+/// workers are the first run's (combine runs of the same load). Fails on no runs.
+pub fn combine(runs: &[Recorded]) -> anyhow::Result<Stats> {
+    let first = runs.first().context("no runs to combine")?;
+    let mut all = histogram()?;
+    let (mut errors, mut missed, mut window_secs) = (0, 0, 0.0);
+    for run in runs {
+        all.add(&run.histogram)
+            .context("merging latency histograms")?;
+        errors += run.stats.errors;
+        missed += run.stats.missed;
+        window_secs += run.window_secs;
+    }
+    Ok(Stats {
+        mode: first.stats.mode,
+        target_rps: first.stats.target_rps,
+        workers: first.stats.workers,
+        errors,
+        missed,
+        first_error: runs.iter().find_map(|r| r.stats.first_error.clone()),
+        ..summary(&all, window_secs)
+    })
+}
+
+/// Requests, rate and latencies of a histogram over a window (the rest left empty).
+fn summary(all: &Histogram<u64>, window_secs: f64) -> Stats {
+    let requests = all.len();
+    let ms = |micros: u64| round3(micros as f64 / 1000.0);
+    Stats {
+        mode: "",
+        target_rps: None,
+        workers: 0,
+        requests,
+        errors: 0,
+        missed: 0,
+        rps: if window_secs > 0.0 {
+            round3(requests as f64 / window_secs)
         } else {
             0.0
         },
@@ -236,8 +304,8 @@ where
         p90_ms: ms(all.value_at_quantile(0.90)),
         p99_ms: ms(all.value_at_quantile(0.99)),
         max_ms: ms(all.max()),
-        first_error,
-    })
+        first_error: None,
+    }
 }
 
 /// Three decimals: microseconds in a millisecond figure, enough for a report.
@@ -380,6 +448,46 @@ mod tests {
         .unwrap();
         assert!(started.elapsed() <= Duration::from_millis(1200));
         assert_eq!((stats.requests, stats.errors), (3, 3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn combined_runs_pool_their_requests() {
+        // 100 requests of 2 ms, then 100 of 20 ms (with errors): pooled, the median is
+        // at the boundary and the p99 is the slow run's, not an average of the two.
+        let fixed = |ms: u64, fail: bool| {
+            let load = load(Mode::FixedRate { rate: 100.0 }, 4, 0, 1000);
+            async move {
+                run_recorded(&load, move |i| async move {
+                    sleep_ms(ms).await?;
+                    if fail && i % 10 == 0 {
+                        return Err(format!("HTTP 500 for request {i}"));
+                    }
+                    Ok(())
+                })
+                .await
+                .unwrap()
+            }
+        };
+        let fast = fixed(2, false).await;
+        let slow = fixed(20, true).await;
+        assert_eq!(fast.stats.requests, 100);
+        let both = combine(&[fast.clone(), slow]).unwrap();
+        assert_eq!(both.requests, 200);
+        assert_eq!((both.errors, both.missed), (10, 0));
+        assert_eq!(both.first_error.as_deref(), Some("HTTP 500 for request 0"));
+        assert_eq!(
+            (both.mode, both.target_rps, both.workers),
+            ("fixed_rate", Some(100.0), 4)
+        );
+        assert!((both.p99_ms - 20.0).abs() < 0.1, "{both:?}");
+        assert!((both.max_ms - 20.0).abs() < 0.1, "{both:?}");
+        assert!((both.mean_ms - 11.0).abs() < 0.1, "{both:?}");
+        // 200 requests over two windows of about a second.
+        assert!((both.rps - 100.0).abs() < 2.0, "{both:?}");
+        // One run combined is that run.
+        let alone = combine(std::slice::from_ref(&fast)).unwrap();
+        assert_eq!(alone, fast.stats);
+        assert!(combine(&[]).is_err());
     }
 
     #[tokio::test]
