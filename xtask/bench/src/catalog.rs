@@ -9,7 +9,6 @@
 //! over a pool of the same size), each at maximum throughput (closed loop) and at a fixed
 //! rate (open loop, latency from the due time).
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +19,11 @@ use catalog::queries::{self, Visibility};
 use catalog::search::SearchRequest;
 use reqwest::Url;
 use serde::Serialize;
-use shopkit::config::Settings;
-use shopkit::testing::TestDb;
 use sqlx::PgPool;
 
 use crate::load::{self, Load, Mode, Stats};
-use crate::report::{self, Machine};
+use crate::report::{self, Goal, Machine};
+use crate::service::{self, Service};
 
 /// The goals of the issue that asked for this benchmark (informative: not a test).
 pub const GOAL_BY_ID_RATIO: f64 = 0.7;
@@ -55,7 +53,7 @@ pub const SEARCHES: &[&str] = &[
 
 /// Distinct requests in each scenario's rotation (products and categories are drawn
 /// from the demo catalog with repetition; searches cycle through [`SEARCHES`]).
-const ROTATION: usize = 4096;
+pub(crate) const ROTATION: usize = 4096;
 /// Fixed seed of the draws, so that every run asks for the same things in the same order.
 const DRAW_SEED: u64 = 0xBE7C_4CA7_A106;
 /// Products whose HTTP answer is compared with the raw query's before measuring.
@@ -172,13 +170,6 @@ pub struct Scenarios {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Goal {
-    pub target: f64,
-    pub actual: f64,
-    pub met: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
 pub struct Goals {
     /// `by_id_ratio` ≥ 0.7.
     pub by_id_ratio: Goal,
@@ -235,35 +226,19 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     eprintln!("bench: starting the throw-away PostgreSQL and loading the demo catalog");
-    let db = TestDb::new(&catalog::MIGRATOR)
-        .await
-        .context("creating a database on the test PostgreSQL server")?;
+    let db = service::database(&catalog::MIGRATOR).await?;
     let outcome = async {
-        ensure_loopback(&db.url)?;
         seed(&db.pool).await?;
         db.pool.close().await;
         measure(args, duration, warmup, &db.url, load_before).await
     }
     .await;
-    drop_database(&db).await;
+    service::drop_database(&db).await;
     outcome
 }
 
-/// Refuses any server but one on this machine (`SHOPSTACK_TEST_PG_URL` could name one).
-fn ensure_loopback(url: &str) -> anyhow::Result<()> {
-    let host = Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_default();
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let loopback = host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
-    if !loopback {
-        bail!("the benchmark only runs against a PostgreSQL on loopback, not {host:?}");
-    }
-    Ok(())
-}
-
-async fn seed(pool: &PgPool) -> anyhow::Result<()> {
+/// Loads the demo catalog into an empty database and analyses it.
+pub(crate) async fn seed(pool: &PgPool) -> anyhow::Result<()> {
     let seeded = catalog::demo::seed(pool)
         .await
         .context("loading the demo catalog")?;
@@ -277,40 +252,6 @@ async fn seed(pool: &PgPool) -> anyhow::Result<()> {
         .context("analysing the demo catalog")?;
     eprintln!("bench: {seeded}");
     Ok(())
-}
-
-/// Best effort: the test server drops databases of ended processes anyway.
-async fn drop_database(db: &TestDb) {
-    db.pool.close().await;
-    let Ok(server) = shopkit::testing::server_url().await else {
-        return;
-    };
-    let Ok(admin) = PgPool::connect(&format!("{server}/postgres")).await else {
-        return;
-    };
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-        db.name
-    )))
-    .execute(&admin)
-    .await;
-    admin.close().await;
-}
-
-/// The service's settings: those of production, on a free loopback port.
-fn settings(database_url: &str, pool_size: u32) -> Settings {
-    Settings::from_vars(
-        [
-            ("DATABASE_URL", database_url.to_owned()),
-            ("DATABASE_MAX_CONNECTIONS", pool_size.to_string()),
-            ("BIND_ADDR", "127.0.0.1".to_owned()),
-            ("PORT", "0".to_owned()),
-            ("SHUTDOWN_DRAIN_MS", "0".to_owned()),
-            // The test server trusts loopback; a machine's /run/secrets is not ours.
-            ("SECRETS_DIR", "/nonexistent/shopstack-bench".to_owned()),
-        ]
-        .map(|(k, v)| (k.to_owned(), v)),
-    )
 }
 
 /// One request of a scenario, as the service is asked it and as the raw SQL runs it.
@@ -375,90 +316,11 @@ fn rotation(base: &Url, works: Vec<Work>) -> anyhow::Result<Rotation> {
 }
 
 /// `n` draws from `items` with repetition, the same every run.
-fn draw<T: Clone>(items: &[T], n: usize, salt: u64) -> Vec<T> {
+pub(crate) fn draw<T: Clone>(items: &[T], n: usize, salt: u64) -> Vec<T> {
     let mut rng = catalog::demo::Rng::new(DRAW_SEED ^ salt);
     (0..n)
         .filter_map(|_| items.get(rng.below(items.len())).cloned())
         .collect()
-}
-
-/// The in-process service: its own thread and runtime, stopped on drop of `stop`.
-struct Service {
-    base: Url,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<anyhow::Result<()>>>,
-    threads: usize,
-}
-
-impl Service {
-    async fn start(settings: Settings, threads: Option<usize>) -> anyhow::Result<Self> {
-        let threads = threads.unwrap_or_else(report::cores).max(1);
-        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<anyhow::Result<u16>>();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("catalog-service".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(threads)
-                    .thread_name("catalog-worker")
-                    .enable_all()
-                    .build()
-                    .context("building the service's runtime")?;
-                runtime.block_on(async move {
-                    let app = async {
-                        let config = catalog::Config::from_settings(&settings)?;
-                        catalog::Application::build(config).await
-                    }
-                    .await;
-                    let app = match app {
-                        Ok(app) => {
-                            let _ = ready_tx.send(Ok(app.port()));
-                            app
-                        }
-                        Err(err) => {
-                            let _ = ready_tx.send(Err(anyhow::anyhow!("{err:#}")));
-                            return Err(err);
-                        }
-                    };
-                    app.run_until_stopped(async {
-                        let _ = stop_rx.await;
-                    })
-                    .await
-                })
-            })
-            .context("starting the service's thread")?;
-        let port = ready_rx
-            .await
-            .context("the service's thread ended before it was ready")?
-            .context("starting the catalog service")?;
-        Ok(Self {
-            base: Url::parse(&format!("http://127.0.0.1:{port}/"))?,
-            stop: Some(stop_tx),
-            thread: Some(thread),
-            threads,
-        })
-    }
-
-    async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        let Some(thread) = self.thread.take() else {
-            return Ok(());
-        };
-        match tokio::task::spawn_blocking(move || thread.join()).await? {
-            Ok(result) => result.context("the catalog service failed"),
-            Err(_) => bail!("the catalog service's thread panicked"),
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
 }
 
 async fn measure(
@@ -468,8 +330,15 @@ async fn measure(
     database_url: &str,
     load_before: Option<[f64; 3]>,
 ) -> anyhow::Result<Report> {
-    let settings = settings(database_url, args.pool_size);
-    let service = Service::start(settings.clone(), args.service_threads).await?;
+    let settings = service::settings(database_url, args.pool_size, &[]);
+    let service = {
+        let settings = settings.clone();
+        Service::start("catalog", args.service_threads, move || async move {
+            let config = catalog::Config::from_settings(&settings)?;
+            catalog::Application::build(config).await
+        })
+        .await?
+    };
     // The raw-SQL side's pool: built by the same function from the same settings.
     let pool = shopkit::db::pool_from_settings(&settings)?;
     let outcome = scenarios(args, duration, warmup, &service, &pool).await;
@@ -750,7 +619,7 @@ fn progress(name: &str, side: &str, load: &Load) {
     );
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
+pub(crate) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { load::round3(a / b) } else { 0.0 }
 }
 
@@ -804,25 +673,6 @@ pub fn table(report: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_loopback_servers_are_benchmarked() {
-        for ok in [
-            "postgres://postgres@127.0.0.1:5432",
-            "postgres://postgres@localhost:1/db",
-            "postgres://postgres@[::1]:5432/db",
-            "postgres://postgres@127.0.0.2/db",
-        ] {
-            assert!(ensure_loopback(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "postgres://postgres@10.0.0.5:5432",
-            "postgres://postgres@db.example.com/db",
-            "not a url",
-        ] {
-            assert!(ensure_loopback(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn draws_repeat_across_runs_and_cover_the_items() {

@@ -4,11 +4,16 @@
 //! - [`load`]: a reusable load generator — fixed-rate open loop with latency from the due
 //!   time, or closed loop for maximum throughput — recording HDR histograms.
 //! - [`catalog`]: the catalog service over HTTP against the SQL its handlers run.
+//! - [`auth`]: argon2 hashes per second, log-in throughput of the user service, and what
+//!   verifying a user-service token costs a catalog read.
+//! - [`service`]: services in-process over throw-away databases (loopback only).
 //! - [`report`]: the machine description and JSON output every report shares.
 
+pub mod auth;
 pub mod catalog;
 pub mod load;
 pub mod report;
+pub mod service;
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -26,10 +31,15 @@ pub enum What {
     /// The catalog: product by id, category listing and search, through the service and
     /// as raw SQL; writes target/bench/catalog.json.
     Catalog(catalog::Args),
+    /// Authentication: argon2id hashes per second with the user service's parameters,
+    /// its log-in throughput, and a catalog read's p99 with a verified token ÷ without;
+    /// writes target/bench/auth.json.
+    Auth(auth::Args),
 }
 
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.what {
         What::Catalog(args) => catalog::main(args).await.map(|_| ()),
+        What::Auth(args) => auth::main(args).await.map(|_| ()),
     }
 }

@@ -27,6 +27,14 @@ pub struct Machine {
     pub load_average_after: Option<[f64; 3]>,
 }
 
+/// A goal of the issue that asked for a benchmark (informative: not a test).
+#[derive(Debug, Clone, Serialize)]
+pub struct Goal {
+    pub target: f64,
+    pub actual: f64,
+    pub met: bool,
+}
+
 /// The 1, 5 and 15 minute load averages (Linux only).
 pub fn load_average() -> Option<[f64; 3]> {
     let text = std::fs::read_to_string("/proc/loadavg").ok()?;
