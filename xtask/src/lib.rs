@@ -49,9 +49,10 @@ pub enum Task {
         /// Measured seconds of each run (default: the benchmark's own).
         #[arg(long)]
         duration_secs: Option<f64>,
-        /// Rounds of `bench up` (each: shopctl once, Compose once).
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
+        /// Rounds of `bench up` (each: shopctl once, Compose once; default 3) or of
+        /// `bench auth`'s token comparison (each: with and without token once; default 6).
+        #[arg(long)]
+        rounds: Option<usize>,
         /// Further options, passed to the benchmark as they are (`-- --help` lists them).
         #[arg(last = true)]
         extra: Vec<String>,
@@ -63,6 +64,9 @@ pub enum Task {
 pub enum BenchTarget {
     /// The catalog service over HTTP against the raw SQL of its handlers (`xtask/bench`).
     Catalog,
+    /// argon2id hashes/s with the user service's parameters, its log-in throughput, and a
+    /// catalog read's p99 with a verified user-service token ÷ without (`xtask/bench`).
+    Auth,
     /// `shopctl up` against `docker-compose up -d` + waiting for health, same images.
     Up,
 }
@@ -71,6 +75,7 @@ impl BenchTarget {
     fn name(self) -> &'static str {
         match self {
             Self::Catalog => "catalog",
+            Self::Auth => "auth",
             Self::Up => "up",
         }
     }
@@ -187,7 +192,7 @@ fn bench(
     what: BenchTarget,
     out: Option<&Path>,
     duration_secs: Option<f64>,
-    rounds: usize,
+    rounds: Option<usize>,
     extra: &[String],
 ) -> anyhow::Result<()> {
     let out = out.map_or_else(
@@ -204,6 +209,7 @@ fn bench(
         cargo(&["build", "--release", "--quiet", "--package", "shopctl"])?;
         let root = workspace_root();
         let shopctl = root.join("target/release/shopctl");
+        let rounds = rounds.unwrap_or(3);
         return bench_up::run(&root, &shopctl, &bench_up::Options { rounds, out });
     }
     let out = out.to_string_lossy();
@@ -224,6 +230,13 @@ fn bench(
     ];
     if let Some(secs) = &duration {
         args.extend(["--duration-secs", secs]);
+    }
+    let rounds = rounds.map(|n| n.to_string());
+    if let Some(n) = &rounds {
+        if what != BenchTarget::Auth {
+            bail!("--rounds applies to `bench up` and `bench auth` only");
+        }
+        args.extend(["--rounds", n]);
     }
     args.extend(extra.iter().map(String::as_str));
     cargo(&args)
