@@ -19,6 +19,9 @@ pub const HTTP_REQUEST_DURATION: &str = "http_request_duration_seconds";
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// How often buffered histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide recorder, installed on first use.
 pub fn handle() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
@@ -31,6 +34,18 @@ pub fn handle() -> &'static PrometheusHandle {
         // `/metrics` renders empty, which tests would notice.
         let _ = metrics::set_global_recorder(recorder);
         describe();
+        // Histogram samples wait in a buffer until they are folded into the buckets,
+        // which rendering `/metrics` does. Without a scraper (the observability profile is
+        // optional) that buffer would grow with every request: fold it regularly.
+        let upkeep = handle.clone();
+        let _ = std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(UPKEEP_INTERVAL);
+                    upkeep.run_upkeep();
+                }
+            });
         handle
     })
 }
