@@ -8,13 +8,16 @@
 //!    throw-away PostgreSQL) answering `POST /login` for registered customers under a
 //!    closed-loop load → login rps, p50/p99, and login rps ÷ hash rate (each log-in is
 //!    one argon2 verification, which costs what a hash does, plus the throttling and
-//!    session writes).
+//!    session writes). Parts 1 and 2 run in halves, ordered 1, 2, 2, 1, so that a drift
+//!    of the machine's speed falls on both.
 //! 3. **token verification**: a catalog with the demo catalog whose verifier trusts the
 //!    running user service's `/.well-known/jwks.json` (`AUTH_JWKS_URL`), read at a fixed
 //!    rate with an admin access token issued by that user service's `POST /login` and
 //!    without one, in rounds that alternate which goes first, so that drift (a build
 //!    starting, the database warming) falls on both → p50/p99 of each, and
-//!    `verify_p99_ratio` = with ÷ without.
+//!    `verify_p99_ratio` = with ÷ without. Each round also runs both sides one request at
+//!    a time, where nothing queues: the difference of those p50s is the latency the
+//!    verification adds to a read.
 //!
 //! No catalog read verifies an optional token (public reads ignore `Authorization`), so
 //! "with token" is the admin read `GET /admin/products/{id}` and "without token" the
@@ -66,7 +69,8 @@ pub struct Args {
     /// Where the JSON report goes (directories are created).
     #[arg(long, default_value = "target/bench/auth.json")]
     pub out: PathBuf,
-    /// Measured seconds of the argon2 run and of the login run.
+    /// Measured seconds of the argon2 run and of the login run (each taken in two halves,
+    /// ordered argon2, login, login, argon2).
     #[arg(long, default_value_t = 10.0)]
     pub duration_secs: f64,
     /// Unrecorded seconds before each run's measurement (pools fill, caches warm).
@@ -79,6 +83,9 @@ pub struct Args {
     /// Measured seconds of each side in each round (default: half of --duration-secs).
     #[arg(long)]
     pub round_secs: Option<f64>,
+    /// Measured seconds of each side's one-request-at-a-time run in each round.
+    #[arg(long, default_value_t = 1.0)]
+    pub unloaded_secs: f64,
     /// Requests per second of the catalog reads, with and without token alike.
     #[arg(long, default_value_t = 500.0)]
     pub rate: f64,
@@ -106,6 +113,7 @@ pub struct Timing {
     pub duration: Duration,
     pub warmup: Duration,
     pub round: Duration,
+    pub unloaded: Duration,
 }
 
 impl Args {
@@ -123,8 +131,9 @@ impl Args {
             Some(secs) => Self::seconds("round-secs", secs)?,
             None => duration / 2,
         };
-        if duration.is_zero() || round.is_zero() {
-            bail!("--duration-secs and --round-secs must be above 0");
+        let unloaded = Self::seconds("unloaded-secs", self.unloaded_secs)?;
+        if duration.is_zero() || round.is_zero() || unloaded.is_zero() {
+            bail!("--duration-secs, --round-secs and --unloaded-secs must be above 0");
         }
         if self.rounds == 0 || self.concurrency == 0 || self.pool_size == 0 {
             bail!("--rounds, --concurrency and --pool-size must be at least 1");
@@ -144,6 +153,7 @@ impl Args {
             duration,
             warmup,
             round,
+            unloaded,
         })
     }
 
@@ -161,6 +171,7 @@ pub struct Parameters {
     pub warmup_secs: f64,
     pub rounds: usize,
     pub round_secs: f64,
+    pub unloaded_secs: f64,
     pub rate: f64,
     pub concurrency: usize,
     pub login_concurrency: usize,
@@ -206,12 +217,19 @@ pub struct LoginReport {
     pub login_to_hash_ratio: f64,
 }
 
-/// One side of the token comparison, all rounds pooled.
+const WITH_TOKEN_REQUEST: &str = "GET /admin/products/{id}";
+const WITHOUT_TOKEN_REQUEST: &str = "GET /products/{id}";
+const TOKEN: &str = "an admin access token from the user service's POST /login, verified by the catalog against the user service's JWKS";
+
+/// One request at a time (closed loop, one worker, in the same rounds): the latency of a
+/// read with nothing queued, whose difference is what the verification adds to it.
 #[derive(Debug, Clone, Serialize)]
-pub struct Side {
-    pub request: &'static str,
-    pub token: Option<&'static str>,
-    pub stats: Stats,
+pub struct Unloaded {
+    pub with_token: Stats,
+    pub without_token: Stats,
+    pub p50_ratio: f64,
+    /// With-token p50 − without-token p50, in ms.
+    pub added_p50_ms: f64,
 }
 
 /// Which side a run was.
@@ -235,9 +253,14 @@ pub fn round_order(round: usize) -> [Which; 2] {
 #[derive(Debug, Clone, Serialize)]
 pub struct Round {
     pub first: Which,
+    /// At the fixed rate.
     pub without_token: Stats,
     pub with_token: Stats,
     pub p99_ratio: f64,
+    /// One at a time.
+    pub unloaded_without_token: Stats,
+    pub unloaded_with_token: Stats,
+    pub unloaded_p50_ratio: f64,
 }
 
 /// What the two routes do besides the database read, timed in-process on one core.
@@ -256,14 +279,19 @@ pub struct InProcess {
 pub struct VerificationReport {
     /// Where the catalog's verifier gets its keys: the running user service.
     pub jwks_url: String,
-    pub with_token: Side,
-    pub without_token: Side,
-    pub rounds: Vec<Round>,
-    /// With ÷ without, over all rounds' requests pooled.
+    pub with_token_request: &'static str,
+    pub without_token_request: &'static str,
+    pub token: &'static str,
+    /// At the fixed rate, all rounds' requests pooled per side.
+    pub with_token: Stats,
+    pub without_token: Stats,
+    /// With ÷ without at the fixed rate, over all rounds' requests pooled.
     pub p50_ratio: f64,
     pub p99_ratio: f64,
     /// The median of the rounds' own p99 ratios (robust to one disturbed round).
     pub median_round_p99_ratio: f64,
+    pub unloaded: Unloaded,
+    pub rounds: Vec<Round>,
     pub in_process: InProcess,
     /// Why the two routes are a fair pair.
     pub pairing: &'static str,
@@ -294,6 +322,8 @@ pub struct Report {
     /// Fixed-rate requests never sent before a run's deadline, over all runs.
     pub missed: u64,
     pub notes: Vec<&'static str>,
+    /// Seconds the whole benchmark took (databases and services included).
+    pub elapsed_secs: f64,
 }
 
 const PAIRING: &str = "no catalog read verifies an optional token (public reads ignore Authorization), so with_token is the admin read GET /admin/products/{id} with an admin token and without_token the public GET /products/{id}: the same handler work (catalog::queries::product, one statement whose visibility is a bound parameter) for the same published products, answers checked identical before measuring; besides the verification (in_process.verify_us) the admin route differs only in setting Cache-Control: no-store, and the public one in computing an ETag (in_process.etag_us, which the without side pays)";
@@ -302,7 +332,7 @@ const NOTES: &[&str] = &[
     "latencies are in ms and include failed requests; fixed-rate latency counts from each request's due time (start + i / rate), so queueing behind a stall is included; tokio's 1 ms timer adds up to 1 ms to every fixed-rate latency, on both sides",
     "argon2: closed loop with one worker per hash in flight, through user::password::Hasher (the blocking pool, at most PASSWORD_HASH_CONCURRENCY at once) with the parameters the user service's settings give by default",
     "login: closed loop against the user service over HTTP; each log-in is the throttle check (a transaction locking the account's and the address's rows: every request comes from 127.0.0.1, so they all share one address row), one argon2 verification, the throttle's release and a new session; login_to_hash_ratio below 1 is what that and HTTP cost on the cores argon2 would otherwise use",
-    "verification: both sides at the same rate and concurrency over one HTTP client; rounds alternate which side goes first; the ratios pool every request of all rounds per side",
+    "verification: both sides at the same rate and concurrency over one HTTP client; rounds alternate which side goes first; the ratios pool every request of all rounds per side; unloaded: the same, one request at a time (closed loop, one worker, no queueing and no timer granularity), in the same rounds",
     "the services run in-process on their own runtimes, without a log subscriber (production writes one JSON line per request to stdout); load generator, services and PostgreSQL share the machine's cores, and so does anything else running (see machine.load_average_*)",
 ];
 
@@ -324,6 +354,7 @@ pub async fn main(args: &Args) -> anyhow::Result<Report> {
 /// Runs the benchmark and returns its report.
 pub async fn run(args: &Args) -> anyhow::Result<Report> {
     let timing = args.check()?;
+    let started = Instant::now();
     let load_before = report::load_average();
     // reqwest and sqlx are built without a default TLS provider (no TLS is used here).
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -335,14 +366,18 @@ pub async fn run(args: &Args) -> anyhow::Result<Report> {
         let outcome = async {
             crate::catalog::seed(&catalog_db.pool).await?;
             catalog_db.pool.close().await;
-            Box::pin(measure(
+            let report = Box::pin(measure(
                 args,
                 timing,
                 &user_db,
                 &catalog_db.url,
                 load_before,
             ))
-            .await
+            .await?;
+            Ok(Report {
+                elapsed_secs: load::round3(started.elapsed().as_secs_f64()),
+                ..report
+            })
         }
         .await;
         service::drop_database(&catalog_db).await;
@@ -368,7 +403,12 @@ async fn measure(
     );
     // What the service will use: its options from the same settings.
     let options = user::Options::from_settings(&user_settings)?;
-    let argon2 = argon2(args, timing, options.hash, options.hash_concurrency).await?;
+    if !options.hash.meets_owasp_minimum() {
+        bail!(
+            "the user service's default argon2 parameters {:?} are below OWASP's minimum",
+            options.hash
+        );
+    }
 
     let user_service = {
         let settings = user_settings.clone();
@@ -395,9 +435,15 @@ async fn measure(
         let admin_token = users.token(ADMIN_EMAIL).await?;
         let customer_token = users.token(emails.first().context("no accounts")?).await?;
 
-        let login = users
-            .login_load(args, timing, &emails, argon2.hashes_per_s)
-            .await?;
+        let (argon2, login) = Box::pin(hashing_and_login(
+            args,
+            timing,
+            options.hash,
+            options.hash_concurrency,
+            &users,
+            &emails,
+        ))
+        .await?;
 
         let jwks_url = user_service.base.join(".well-known/jwks.json")?.to_string();
         let catalog_settings =
@@ -423,11 +469,11 @@ async fn measure(
         let stopped = catalog_service.stop().await;
         let (verification, demo_products) = verification?;
         stopped?;
-        Ok::<_, anyhow::Error>((login, verification, demo_products, threads))
+        Ok::<_, anyhow::Error>((argon2, login, verification, demo_products, threads))
     }
     .await;
     let stopped = user_service.stop().await;
-    let (login, verification, demo_products, service_threads) = outcome?;
+    let (argon2, login, verification, demo_products, service_threads) = outcome?;
     stopped?;
 
     let machine = report::machine(&user_db.url, load_before).await;
@@ -435,8 +481,10 @@ async fn measure(
     let all = [
         &argon2.hashing,
         &login.stats,
-        &verification.with_token.stats,
-        &verification.without_token.stats,
+        &verification.with_token,
+        &verification.without_token,
+        &verification.unloaded.with_token,
+        &verification.unloaded.without_token,
     ];
     let (errors, missed) = all
         .iter()
@@ -449,6 +497,7 @@ async fn measure(
             warmup_secs: timing.warmup.as_secs_f64(),
             rounds: args.rounds,
             round_secs: timing.round.as_secs_f64(),
+            unloaded_secs: timing.unloaded.as_secs_f64(),
             rate: args.rate,
             concurrency: args.concurrency,
             login_concurrency: login.accounts,
@@ -472,6 +521,7 @@ async fn measure(
         errors,
         missed,
         notes: NOTES.to_vec(),
+        elapsed_secs: 0.0,
     })
 }
 
@@ -493,31 +543,55 @@ fn load_of(args: &Args, mode: Mode, workers: usize, warmup: Duration, duration: 
     }
 }
 
-/// Part 1: hashes as fast as the user service's hasher makes them.
-async fn argon2(
+/// Which part of the hashing comparison a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Hashing,
+    Login,
+}
+
+/// Parts 1 and 2, each in two halves ordered hashing, login, login, hashing, so that a
+/// drift of the machine's speed (a build starting) falls on both alike.
+pub const HASHING_ORDER: [Part; 4] = [Part::Hashing, Part::Login, Part::Login, Part::Hashing];
+
+/// Parts 1 and 2: hashes as fast as the user service's hasher makes them, and log-ins as
+/// fast as the service answers them.
+async fn hashing_and_login(
     args: &Args,
     timing: Timing,
     params: HashParams,
     concurrency: usize,
-) -> anyhow::Result<Argon2Report> {
-    if !params.meets_owasp_minimum() {
-        bail!("the user service's default argon2 parameters {params:?} are below OWASP's minimum");
-    }
+    users: &Users,
+    emails: &[String],
+) -> anyhow::Result<(Argon2Report, LoginReport)> {
     let hasher = Hasher::new(params, concurrency)?;
-    let load = load_of(
-        args,
-        Mode::ClosedLoop,
-        concurrency,
-        timing.warmup,
-        timing.duration,
-    );
-    progress("argon2id hashing", &load);
-    let hashing = load::run(&load, move |_| {
-        let hasher = hasher.clone();
-        async move { hasher.hash(PASSWORD).await.map(drop) }
-    })
-    .await?;
-    Ok(Argon2Report {
+    let half = timing.duration / 2;
+    let hash_load = load_of(args, Mode::ClosedLoop, concurrency, timing.warmup, half);
+    let login_load = load_of(args, Mode::ClosedLoop, emails.len(), timing.warmup, half);
+    let (mut hash_runs, mut login_runs) = (Vec::new(), Vec::new());
+    for (i, part) in HASHING_ORDER.into_iter().enumerate() {
+        let step = format!("{}/{}", i + 1, HASHING_ORDER.len());
+        match part {
+            Part::Hashing => {
+                progress(&format!("argon2id hashing ({step})"), &hash_load);
+                let hasher = hasher.clone();
+                hash_runs.push(
+                    load::run_recorded(&hash_load, move |_| {
+                        let hasher = hasher.clone();
+                        async move { hasher.hash(PASSWORD).await.map(drop) }
+                    })
+                    .await?,
+                );
+            }
+            Part::Login => {
+                progress(&format!("login ({step})"), &login_load);
+                login_runs.push(users.login_run(&login_load, emails).await?);
+            }
+        }
+    }
+    let hashing = load::combine(&hash_runs)?;
+    let stats = load::combine(&login_runs)?;
+    let argon2 = Argon2Report {
         code: "user::password::Hasher::hash",
         params: Argon2Params {
             algorithm: "argon2id v19",
@@ -529,7 +603,14 @@ async fn argon2(
         },
         hashes_per_s: hashing.rps,
         hashing,
-    })
+    };
+    let login = LoginReport {
+        request: "POST /login",
+        accounts: emails.len(),
+        login_to_hash_ratio: crate::catalog::ratio(stats.rps, argon2.hashes_per_s),
+        stats,
+    };
+    Ok((argon2, login))
 }
 
 /// The user service over HTTP.
@@ -600,31 +681,17 @@ impl Users {
             .with_context(|| format!("POST /login: no access_token in {body}"))
     }
 
-    /// Part 2: log-ins as fast as the service answers them.
-    async fn login_load(
-        &self,
-        args: &Args,
-        timing: Timing,
-        emails: &[String],
-        hashes_per_s: f64,
-    ) -> anyhow::Result<LoginReport> {
+    /// One closed-loop run of log-ins, round-robin over the accounts.
+    async fn login_run(&self, load: &Load, emails: &[String]) -> anyhow::Result<Recorded> {
         let bodies = Arc::new(
             emails
                 .iter()
                 .map(|e| credentials(e))
                 .collect::<anyhow::Result<Vec<_>>>()?,
         );
-        let load = load_of(
-            args,
-            Mode::ClosedLoop,
-            emails.len(),
-            timing.warmup,
-            timing.duration,
-        );
-        progress("login", &load);
         let client = self.client.clone();
         let url = self.login.clone();
-        let stats = load::run(&load, move |i| {
+        load::run_recorded(load, move |i| {
             let request = pick(&bodies, i).map(|body| {
                 client
                     .post(url.clone())
@@ -641,13 +708,7 @@ impl Users {
                 Ok(())
             }
         })
-        .await?;
-        Ok(LoginReport {
-            request: "POST /login",
-            accounts: emails.len(),
-            login_to_hash_ratio: crate::catalog::ratio(stats.rps, hashes_per_s),
-            stats,
-        })
+        .await
     }
 }
 
@@ -821,80 +882,118 @@ async fn verification(
         .collect::<anyhow::Result<Vec<_>>>()?
         .into_iter()
         .unzip();
-    let (public, admin) = (Arc::new(public), Arc::new(admin));
-    let auth = bearer(&tokens.admin)?;
-    let load = load_of(
+    let reads = Reads {
+        client: client.clone(),
+        public: Arc::new(public),
+        admin: Arc::new(admin),
+        auth: bearer(&tokens.admin)?,
+    };
+    let loaded = load_of(
         args,
         Mode::FixedRate { rate: args.rate },
         args.concurrency,
         timing.warmup,
         timing.round,
     );
+    // Connections are warm by then: no warm-up.
+    let unloaded = load_of(args, Mode::ClosedLoop, 1, Duration::ZERO, timing.unloaded);
     let mut rounds = Vec::with_capacity(args.rounds);
-    let (mut with_runs, mut without_runs) = (Vec::new(), Vec::new());
+    let mut runs: [Vec<Recorded>; 4] = Default::default();
     for round in 0..args.rounds {
         let order = round_order(round);
-        let (mut with, mut without) = (None, None);
-        for which in order {
-            let run = match which {
-                Which::WithToken => {
-                    progress(
-                        &format!("round {}/{}, with token", round + 1, args.rounds),
-                        &load,
-                    );
-                    reads(&load, client, &admin, Some(&auth)).await?
+        // Fixed rate first, then unloaded, each side in the round's order.
+        let mut results: [Option<Recorded>; 4] = Default::default();
+        for (slot, load, what) in [(0, &loaded, "fixed rate"), (2, &unloaded, "unloaded")] {
+            for which in order {
+                let side = match which {
+                    Which::WithToken => "with token",
+                    Which::WithoutToken => "without token",
+                };
+                progress(
+                    &format!("round {}/{}, {what}, {side}", round + 1, args.rounds),
+                    load,
+                );
+                let index = slot + usize::from(which == Which::WithToken);
+                if let Some(result) = results.get_mut(index) {
+                    *result = Some(reads.run(load, which).await?);
                 }
-                Which::WithoutToken => {
-                    progress(
-                        &format!("round {}/{}, without token", round + 1, args.rounds),
-                        &load,
-                    );
-                    reads(&load, client, &public, None).await?
-                }
-            };
-            match which {
-                Which::WithToken => with = Some(run),
-                Which::WithoutToken => without = Some(run),
             }
         }
-        let (with, without) = (
-            with.context("a round without its with-token run")?,
-            without.context("a round without its without-token run")?,
-        );
+        let [
+            Some(without),
+            Some(with),
+            Some(unloaded_without),
+            Some(unloaded_with),
+        ] = results
+        else {
+            bail!("round {round} is missing a run");
+        };
         rounds.push(Round {
             first: order[0],
             p99_ratio: crate::catalog::ratio(with.stats.p99_ms, without.stats.p99_ms),
+            unloaded_p50_ratio: crate::catalog::ratio(
+                unloaded_with.stats.p50_ms,
+                unloaded_without.stats.p50_ms,
+            ),
             without_token: without.stats.clone(),
             with_token: with.stats.clone(),
+            unloaded_without_token: unloaded_without.stats.clone(),
+            unloaded_with_token: unloaded_with.stats.clone(),
         });
-        with_runs.push(with);
-        without_runs.push(without);
+        for (all, run) in runs
+            .iter_mut()
+            .zip([without, with, unloaded_without, unloaded_with])
+        {
+            all.push(run);
+        }
     }
-    let with = load::combine(&with_runs)?;
-    let without = load::combine(&without_runs)?;
+    let [without, with, unloaded_without, unloaded_with] = &runs;
+    let (without, with) = (load::combine(without)?, load::combine(with)?);
+    let (unloaded_without, unloaded_with) = (
+        load::combine(unloaded_without)?,
+        load::combine(unloaded_with)?,
+    );
+    let unloaded = Unloaded {
+        p50_ratio: crate::catalog::ratio(unloaded_with.p50_ms, unloaded_without.p50_ms),
+        added_p50_ms: load::round3(unloaded_with.p50_ms - unloaded_without.p50_ms),
+        with_token: unloaded_with,
+        without_token: unloaded_without,
+    };
     let round_ratios: Vec<f64> = rounds.iter().map(|r| r.p99_ratio).collect();
     let report = VerificationReport {
         jwks_url: jwks_url.to_owned(),
+        with_token_request: WITH_TOKEN_REQUEST,
+        without_token_request: WITHOUT_TOKEN_REQUEST,
+        token: TOKEN,
         p50_ratio: crate::catalog::ratio(with.p50_ms, without.p50_ms),
         p99_ratio: crate::catalog::ratio(with.p99_ms, without.p99_ms),
         median_round_p99_ratio: load::round3(median(&round_ratios)),
-        with_token: Side {
-            request: "GET /admin/products/{id}",
-            token: Some(
-                "an admin access token from the user service's POST /login, verified by the catalog against the user service's JWKS",
-            ),
-            stats: with,
-        },
-        without_token: Side {
-            request: "GET /products/{id}",
-            token: None,
-            stats: without,
-        },
+        with_token: with,
+        without_token: without,
+        unloaded,
         rounds,
         in_process,
         pairing: PAIRING,
     };
     Ok((report, demo_products))
+}
+
+/// The two sides' requests.
+struct Reads {
+    client: reqwest::Client,
+    public: Arc<Vec<Url>>,
+    admin: Arc<Vec<Url>>,
+    /// The admin's `Authorization` header.
+    auth: HeaderValue,
+}
+
+impl Reads {
+    async fn run(&self, load: &Load, which: Which) -> anyhow::Result<Recorded> {
+        match which {
+            Which::WithToken => reads(load, &self.client, &self.admin, Some(&self.auth)).await,
+            Which::WithoutToken => reads(load, &self.client, &self.public, None).await,
+        }
+    }
 }
 
 /// One fixed-rate run of GETs over `urls`, with `auth` as the Authorization header.
@@ -964,11 +1063,14 @@ pub fn table(report: &Report) -> String {
     for (name, stats) in [
         ("argon2id hash", &report.argon2.hashing),
         ("POST /login", &report.login.stats),
-        ("catalog read, no token", &v.without_token.stats),
-        ("catalog read, with token", &v.with_token.stats),
+        ("catalog read, no token", &v.without_token),
+        ("catalog read, with token", &v.with_token),
+        ("catalog read, no token", &v.unloaded.without_token),
+        ("catalog read, with token", &v.unloaded.with_token),
     ] {
         let load = match stats.target_rps {
             Some(rate) => format!("{rate} req/s"),
+            None if stats.workers == 1 => "one at a time".to_owned(),
             None => "max throughput".to_owned(),
         };
         out.push_str(&format!(
@@ -990,8 +1092,10 @@ pub fn table(report: &Report) -> String {
     out.push_str(&format!(
         "\nargon2_hashes_per_s {:.1} (argon2id m={} KiB, t={}, p={}, {} at once)\n\
          login               {:.1} req/s = {:.3} × the hash rate\n\
-         verify_p99_ratio    {:.3} (p50 {:.3}, median of {} rounds {:.3}; goal ≤ {}: {mark})\n\
-         in-process          verify {:.1} µs, ETag {:.1} µs ({} bytes)\n",
+         verify_p99_ratio    {:.3} at {} req/s (p50 {:.3}, median of {} rounds {:.3}; goal ≤ {}: {mark})\n\
+         one at a time       p50 {:.3} × (+{:.3} ms)\n\
+         in-process          verify {:.1} µs, ETag {:.1} µs ({} bytes)\n\
+         took                {:.0} s\n",
         report.argon2_hashes_per_s,
         p.memory_kib,
         p.iterations,
@@ -1000,13 +1104,17 @@ pub fn table(report: &Report) -> String {
         report.login.stats.rps,
         report.login.login_to_hash_ratio,
         report.verify_p99_ratio,
+        report.parameters.rate,
         v.p50_ratio,
         v.rounds.len(),
         v.median_round_p99_ratio,
         GOAL_VERIFY_P99_RATIO,
+        v.unloaded.p50_ratio,
+        v.unloaded.added_p50_ms,
         v.in_process.verify_us,
         v.in_process.etag_us,
         v.in_process.body_bytes,
+        report.elapsed_secs,
     ));
     out
 }
@@ -1026,6 +1134,24 @@ mod tests {
             let [a, b] = round_order(r);
             assert_ne!(a, b, "each round runs both sides");
         }
+    }
+
+    #[test]
+    fn hashing_and_login_share_any_drift() {
+        // A, B, B, A: a linear drift adds the same to both parts' sums.
+        let drift = |part: Part| -> usize {
+            HASHING_ORDER
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| **p == part)
+                .map(|(i, _)| i)
+                .sum()
+        };
+        assert_eq!(drift(Part::Hashing), drift(Part::Login));
+        assert_eq!(
+            HASHING_ORDER.iter().filter(|p| **p == Part::Login).count(),
+            2
+        );
     }
 
     #[test]
@@ -1081,6 +1207,7 @@ mod tests {
                 duration: Duration::from_secs(10),
                 warmup: Duration::from_secs(1),
                 round: Duration::from_secs(5),
+                unloaded: Duration::from_secs(1),
             }
         );
         assert_eq!(defaults.out, PathBuf::from("target/bench/auth.json"));
@@ -1094,6 +1221,7 @@ mod tests {
             &["--duration-secs", "0"][..],
             &["--duration-secs=-1"],
             &["--round-secs", "0"],
+            &["--unloaded-secs", "0"],
             &["--warmup-secs", "inf"],
             &["--rounds", "0"],
             &["--concurrency", "0"],

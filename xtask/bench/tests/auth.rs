@@ -13,6 +13,7 @@ async fn a_short_auth_bench_writes_a_complete_report() {
         warmup_secs: 0.1,
         rounds: 2,
         round_secs: Some(0.3),
+        unloaded_secs: 0.2,
         rate: 40.0,
         concurrency: 2,
         login_concurrency: Some(2),
@@ -49,10 +50,13 @@ async fn a_short_auth_bench_writes_a_complete_report() {
             .ends_with("/.well-known/jwks.json")
     );
     for side in ["with_token", "without_token"] {
-        assert_eq!(v[side]["stats"]["target_rps"], 40.0, "{v}");
-        assert!(v[side]["stats"]["requests"].as_u64().unwrap() > 0, "{v}");
+        assert_eq!(v[side]["target_rps"], 40.0, "{v}");
+        assert!(v[side]["requests"].as_u64().unwrap() > 0, "{v}");
+        assert_eq!(v["unloaded"][side]["workers"], 1, "{v}");
+        assert!(v["unloaded"][side]["requests"].as_u64().unwrap() > 0, "{v}");
     }
-    assert_eq!(v["with_token"]["request"], "GET /admin/products/{id}");
+    assert_eq!(v["with_token_request"], "GET /admin/products/{id}");
+    assert!(v["unloaded"]["p50_ratio"].as_f64().unwrap() > 0.0, "{v}");
     assert_eq!(v["rounds"].as_array().unwrap().len(), 2);
     assert_eq!(v["rounds"][0]["first"], "without_token");
     assert_eq!(v["rounds"][1]["first"], "with_token");
