@@ -261,3 +261,83 @@ impl TestIssuer {
             .unwrap_or_default()
     }
 }
+
+/// A router's whole answer, as the services' integration tests inspect it. Its accessors
+/// panic with the body in the message: they are assertions.
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: axum::http::StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// Answers the `oneshot` call through `router`, body read whole: no network.
+pub async fn send(
+    router: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> anyhow::Result<TestResponse> {
+    use tower::ServiceExt;
+    let response = router.clone().oneshot(request).await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .context("reading the response body")?
+        .to_vec();
+    Ok(TestResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+#[allow(clippy::panic)]
+impl TestResponse {
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts a problem+json answer with this status and returns its body.
+    #[track_caller]
+    pub fn problem(&self, status: axum::http::StatusCode) -> serde_json::Value {
+        assert_eq!(self.status, status, "{}", self.text());
+        assert_eq!(
+            self.headers[axum::http::header::CONTENT_TYPE],
+            "application/problem+json",
+            "{}",
+            self.text()
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status.as_u16());
+        body
+    }
+
+    /// Asserts a 2xx answer and returns its JSON body.
+    #[track_caller]
+    pub fn ok(&self) -> serde_json::Value {
+        assert!(self.status.is_success(), "{}: {}", self.status, self.text());
+        self.json()
+    }
+
+    /// Asserts a 422 and returns the names of its invalid fields.
+    #[track_caller]
+    pub fn invalid_fields(&self) -> Vec<String> {
+        let body = self.problem(axum::http::StatusCode::UNPROCESSABLE_ENTITY);
+        let errors = body["errors"].as_array().cloned().unwrap_or_default();
+        errors
+            .iter()
+            .map(|e| {
+                e["field"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("an error without a field: {body}"))
+                    .to_owned()
+            })
+            .collect()
+    }
+}

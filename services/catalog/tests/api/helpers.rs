@@ -3,12 +3,10 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use catalog::AppState;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shopkit::testing::{TestDb, TestIssuer};
-use tower::ServiceExt;
 
 pub struct TestApp {
     pub db: TestDb,
@@ -17,48 +15,7 @@ pub struct TestApp {
     pub customer: String,
 }
 
-#[derive(Debug)]
-pub struct TestResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl TestResponse {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Asserts a problem+json answer with this status and returns its body.
-    #[track_caller]
-    pub fn problem(&self, status: StatusCode) -> Value {
-        assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(
-            self.headers[header::CONTENT_TYPE],
-            "application/problem+json",
-            "{}",
-            self.text()
-        );
-        let body = self.json();
-        assert_eq!(body["status"], status.as_u16());
-        body
-    }
-
-    #[track_caller]
-    pub fn ok(&self) -> Value {
-        assert!(self.status.is_success(), "{}: {}", self.status, self.text());
-        self.json()
-    }
-}
+pub use shopkit::testing::TestResponse;
 
 pub fn install_tls() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -83,21 +40,7 @@ impl TestApp {
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        shopkit::testing::send(&self.router, request).await.unwrap()
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {

@@ -6,13 +6,11 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, Request, StatusCode, header};
 use chrono::Utc;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shopkit::config::Settings;
 use shopkit::testing::TestDb;
-use tower::ServiceExt;
 use user::{AppState, Clock, Options};
 
 /// A password that meets the policy.
@@ -29,60 +27,7 @@ pub struct TestApp {
     pub pem: String,
 }
 
-#[derive(Debug)]
-pub struct TestResponse {
-    pub status: StatusCode,
-    pub headers: HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl TestResponse {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.body)
-            )
-        })
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// Asserts a problem+json answer with this status and returns its body.
-    #[track_caller]
-    pub fn problem(&self, status: StatusCode) -> Value {
-        assert_eq!(self.status, status, "{}", self.text());
-        assert_eq!(
-            self.headers[header::CONTENT_TYPE],
-            "application/problem+json",
-            "{}",
-            self.text()
-        );
-        let body = self.json();
-        assert_eq!(body["status"], status.as_u16());
-        body
-    }
-
-    #[track_caller]
-    pub fn ok(&self) -> Value {
-        assert!(self.status.is_success(), "{}: {}", self.status, self.text());
-        self.json()
-    }
-
-    /// The field names of a 422's errors.
-    #[track_caller]
-    pub fn invalid_fields(&self) -> Vec<String> {
-        let body = self.problem(StatusCode::UNPROCESSABLE_ENTITY);
-        body["errors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["field"].as_str().unwrap().to_owned())
-            .collect()
-    }
-}
+pub use shopkit::testing::TestResponse;
 
 pub fn settings(pairs: &[(&str, &str)]) -> Settings {
     Settings::from_vars(
@@ -141,21 +86,7 @@ impl TestApp {
     }
 
     pub async fn send_to(router: &Router, request: Request<Body>) -> TestResponse {
-        let response = router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec();
-        TestResponse {
-            status,
-            headers,
-            body,
-        }
+        shopkit::testing::send(router, request).await.unwrap()
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
