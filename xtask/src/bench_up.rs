@@ -26,7 +26,7 @@ pub struct Options {
 }
 
 pub fn run(root: &Path, shopctl: &Path, opts: &Options) -> anyhow::Result<()> {
-    check_tool("docker-compose", &["version", "--short"])?;
+    let compose_version = check_tool("docker-compose", &["version", "--short"])?;
     let work = tempfile_dir(root)?;
     let shop = work.join("shop");
     let compose_file = work.join("docker-compose.yml");
@@ -97,7 +97,7 @@ pub fn run(root: &Path, shopctl: &Path, opts: &Options) -> anyhow::Result<()> {
         "ratio": round3(ratio),
         "shopctl_runs_s": shopctl_s.iter().copied().map(round3).collect::<Vec<_>>(),
         "compose_runs_s": compose_s.iter().copied().map(round3).collect::<Vec<_>>(),
-        "compose_version": check_tool("docker-compose", &["version", "--short"])?,
+        "compose_version": compose_version,
         "goal": "shopctl_s <= 0.7 * compose_s",
     });
     if let Some(dir) = opts.out.parent() {
