@@ -1,0 +1,1 @@
+//! The payment service (being built; see docs/checkout.md).
