@@ -341,3 +341,190 @@ impl TestResponse {
             .collect()
     }
 }
+
+/// Every event in a service's outbox, oldest first: what the service has said.
+pub async fn outbox_events(pool: &PgPool) -> anyhow::Result<Vec<crate::events::Envelope>> {
+    let rows: Vec<serde_json::Value> =
+        sqlx::query_scalar("SELECT envelope FROM outbox ORDER BY id")
+            .fetch_all(pool)
+            .await?;
+    rows.into_iter()
+        .map(|v| serde_json::from_value(v).context("an outbox row is not an envelope"))
+        .collect()
+}
+
+static BROKER: OnceCell<BrokerServer> = OnceCell::const_new();
+
+/// The shared RabbitMQ of the test run.
+#[derive(Debug, Clone)]
+struct BrokerServer {
+    amqp_port: u16,
+    management_port: u16,
+}
+
+/// A real RabbitMQ with a virtual host of its own for one test, so tests never see each
+/// other's queues.
+///
+/// Set `SHOPSTACK_TEST_AMQP` (`host:amqp_port:management_port`, user guest) to use an
+/// existing server. Else the first test starts a node from Debian's `rabbitmq-server`
+/// package under the temp dir (loopback only; ~10 s) and later tests and runs reuse it
+/// while it answers.
+#[derive(Debug, Clone)]
+pub struct TestBroker {
+    /// `amqp://guest:guest@127.0.0.1:<port>/<vhost>`.
+    pub url: String,
+    pub vhost: String,
+}
+
+impl TestBroker {
+    pub async fn new() -> anyhow::Result<TestBroker> {
+        let server = BROKER
+            .get_or_try_init(|| async {
+                match std::env::var("SHOPSTACK_TEST_AMQP") {
+                    Ok(spec) => {
+                        let mut parts = spec.split(':').skip(1);
+                        let amqp_port = parts.next().unwrap_or("5672").parse()?;
+                        let management_port = parts.next().unwrap_or("15672").parse()?;
+                        Ok::<_, anyhow::Error>(BrokerServer {
+                            amqp_port,
+                            management_port,
+                        })
+                    }
+                    Err(_) => tokio::task::spawn_blocking(ensure_local_broker).await?,
+                }
+            })
+            .await?
+            .clone();
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let vhost = format!(
+            "test_{}_{n}_{}",
+            std::process::id(),
+            &Uuid::now_v7().simple().to_string()[20..]
+        );
+        let client = reqwest::Client::new();
+        let api = format!("http://127.0.0.1:{}/api", server.management_port);
+        client
+            .put(format!("{api}/vhosts/{vhost}"))
+            .basic_auth("guest", Some("guest"))
+            .send()
+            .await?
+            .error_for_status()
+            .context("creating the test vhost")?;
+        client
+            .put(format!("{api}/permissions/{vhost}/guest"))
+            .basic_auth("guest", Some("guest"))
+            .json(&serde_json::json!({"configure": ".*", "write": ".*", "read": ".*"}))
+            .send()
+            .await?
+            .error_for_status()
+            .context("granting the test vhost")?;
+        Ok(TestBroker {
+            url: format!("amqp://guest:guest@127.0.0.1:{}/{vhost}", server.amqp_port),
+            vhost,
+        })
+    }
+
+    /// A connection of the test's own (to look at queues).
+    pub async fn connect(&self) -> anyhow::Result<lapin::Connection> {
+        crate::events::topology::connect(&self.url).await
+    }
+}
+
+fn ensure_local_broker() -> anyhow::Result<BrokerServer> {
+    let base = std::env::temp_dir().join("shopstack-test-rabbitmq");
+    std::fs::create_dir_all(&base)?;
+    let lock = File::create(base.join("lock"))?;
+    lock.lock().context("locking the test broker directory")?;
+    let ports_file = base.join("ports");
+    if let Ok(ports) = std::fs::read_to_string(&ports_file)
+        && let Some((a, m)) = ports.trim().split_once(',')
+        && let (Ok(amqp_port), Ok(management_port)) = (a.parse::<u16>(), m.parse::<u16>())
+        && management_answers(management_port)
+    {
+        return Ok(BrokerServer {
+            amqp_port,
+            management_port,
+        });
+    }
+    let server = Path::new("/usr/lib/rabbitmq/bin/rabbitmq-server");
+    if !server.exists() {
+        bail!(
+            "RabbitMQ not found at {}: `apt-get install rabbitmq-server` (cargo xtask setup does), \
+             or set SHOPSTACK_TEST_AMQP",
+            server.display()
+        );
+    }
+    let (amqp_port, management_port, dist_port) = (free_port()?, free_port()?, free_port()?);
+    let node = base.join("node");
+    let _ = std::fs::remove_dir_all(&node);
+    std::fs::create_dir_all(&node)?;
+    std::fs::write(
+        node.join("rabbitmq.conf"),
+        format!(
+            "listeners.tcp.default = 127.0.0.1:{amqp_port}\nloopback_users = none\n\
+             management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {management_port}\n"
+        ),
+    )?;
+    std::fs::write(node.join("enabled_plugins"), "[rabbitmq_management].\n")?;
+    let log = File::create(base.join("server.log"))?;
+    let mut cmd = Command::new(server);
+    cmd.current_dir(&node)
+        .env("HOME", &node)
+        .env(
+            "RABBITMQ_NODENAME",
+            format!("shopstack-test-{amqp_port}@localhost"),
+        )
+        .env("RABBITMQ_CONFIG_FILE", node.join("rabbitmq.conf"))
+        .env(
+            "RABBITMQ_ENABLED_PLUGINS_FILE",
+            node.join("enabled_plugins"),
+        )
+        .env("RABBITMQ_MNESIA_BASE", node.join("mnesia"))
+        .env("RABBITMQ_LOG_BASE", node.join("log"))
+        .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .stdin(std::process::Stdio::null());
+    // Its own session, so that it outlives this test process for the rest of the run.
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().context("starting rabbitmq-server")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while !management_answers(management_port) {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "rabbitmq-server exited ({status}); see {}",
+                base.join("server.log").display()
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "rabbitmq-server did not answer within 90 s; see {}",
+                base.join("server.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::fs::write(&ports_file, format!("{amqp_port},{management_port}"))?;
+    Ok(BrokerServer {
+        amqp_port,
+        management_port,
+    })
+}
+
+/// Whether the management API answers (it starts after the AMQP listener, last).
+fn management_answers(port: u16) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(
+        &([127, 0, 0, 1], port).into(),
+        Duration::from_secs(1),
+    ) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = "GET /api/overview HTTP/1.0\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
