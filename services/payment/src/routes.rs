@@ -1,0 +1,66 @@
+//! The routes and the OpenAPI document, generated from the handlers' annotations.
+
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::startup::AppState;
+use crate::{admin, api};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Shopstack payment",
+        description = "Payment intents for orders (created when an order awaits payment), \
+                       confirmed with a card through the configured provider, and the ledger \
+                       of money charged and refunded. Every endpoint needs a bearer token; \
+                       /admin needs role admin. Errors are RFC 9457 application/problem+json."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "payments", description = "The buyer's payments"),
+        (name = "admin", description = "Back-office reads; role admin"),
+    ),
+    components(schemas(shopkit::error::Problem, shopkit::error::FieldError))
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(api::list_payments))
+        .routes(routes!(api::get_payment))
+        .routes(routes!(api::confirm_payment))
+        .routes(routes!(api::authenticate_payment))
+        .routes(routes!(admin::list_payments))
+        .routes(routes!(admin::order_ledger))
+}
+
+/// The business routes with their state (not yet wrapped by shopkit's Kit).
+pub(crate) fn routes(state: AppState) -> Router {
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
+}
+
+/// The OpenAPI document served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
