@@ -9,11 +9,12 @@ use clap::{Parser, Subcommand};
 
 mod bench_up;
 
-/// Debian packages the test suite needs on a brand-new machine: a PostgreSQL server (the
-/// services' tests start throw-away clusters with its binaries) and debootstrap (the base
-/// of the locally built infrastructure images).
+/// Debian packages the test suite needs on a brand-new machine: a PostgreSQL server and
+/// RabbitMQ (the services' tests start throw-away servers with their binaries) and
+/// debootstrap (the base of the locally built infrastructure images).
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql"),
+    ("rabbitmq-server", "/usr/lib/rabbitmq/bin/rabbitmq-server"),
     ("debootstrap", "/usr/sbin/debootstrap"),
 ];
 

@@ -401,6 +401,7 @@ impl TestBroker {
             std::process::id(),
             &Uuid::now_v7().simple().to_string()[20..]
         );
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::new();
         let api = format!("http://127.0.0.1:{}/api", server.management_port);
         client
