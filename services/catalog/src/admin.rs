@@ -413,6 +413,7 @@ pub(crate) async fn update_variant(
         errors.check("currency", validate::currency(currency));
     }
     errors.finish()?;
+    let mut tx = state.pool().begin().await?;
     let row = sqlx::query_as::<_, VariantRow>(
         "WITH v AS (
              UPDATE variants
@@ -428,10 +429,22 @@ pub(crate) async fn update_variant(
     .bind(patch.attributes.as_ref().map(SqlJson))
     .bind(patch.price_minor)
     .bind(&patch.currency)
-    .fetch_optional(state.pool())
+    .fetch_optional(&mut *tx)
     .await
     .map_err(store::client_error)?
     .ok_or_else(|| ApiError::not_found(format!("SKU {sku:?}")))?;
+    if patch.price_minor.is_some() || patch.currency.is_some() {
+        // Open carts show the new price (docs/checkout.md).
+        shopkit::events::record(
+            &mut tx,
+            crate::reservations::SOURCE,
+            "variant.price_changed",
+            serde_json::json!({"sku": row.sku, "price_minor": row.price_minor, "currency": row.currency}),
+            None,
+        )
+        .await?;
+    }
+    tx.commit().await?;
     Ok(no_store(Json(Variant {
         id: row.id,
         sku: row.sku,
@@ -735,7 +748,8 @@ pub(crate) async fn adjust_inventory(
     errors.check("reason", validate::reason(&input.reason));
     errors.finish()?;
     // One statement: the UPDATE takes the row lock and checks the bounds on the locked
-    // row; the audit row is written only if it did.
+    // row; the audit row (and the event for carts) is written only if it did.
+    let mut tx = state.pool().begin().await?;
     let level = sqlx::query_as::<_, StockLevel>(
         "WITH updated AS (
              UPDATE inventory SET on_hand = on_hand + $2, updated_at = now()
@@ -754,13 +768,23 @@ pub(crate) async fn adjust_inventory(
     .bind(input.reason.trim())
     .bind(admin.actor())
     .bind(validate::MAX_STOCK)
-    .fetch_optional(state.pool())
+    .fetch_optional(&mut *tx)
     .await
     .map_err(store::client_error)?;
     if let Some(level) = level {
+        shopkit::events::record(
+            &mut tx,
+            crate::reservations::SOURCE,
+            "inventory.changed",
+            serde_json::json!({"sku": level.sku, "available": level.available}),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
         crate::metrics::adjustment(input.delta);
         return Ok(no_store(Json(level)));
     }
+    drop(tx);
     let current = sqlx::query_as::<_, StockLevel>(
         "SELECT sku, on_hand, reserved, available FROM inventory WHERE sku = $1",
     )

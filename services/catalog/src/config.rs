@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use shopkit::auth::Verifier;
 use shopkit::config::{ConfigError, Settings};
+use shopkit::events::EventsConfig;
 use sqlx::PgPool;
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,13 @@ pub struct Config {
     pub verifier: Option<Verifier>,
     /// `SHUTDOWN_DRAIN_MS`: how long readiness fails before the listener closes.
     pub drain: Duration,
+    /// `AMQP_URL` (+ the `AMQP_PASSWORD` secret): where checkout events come and go.
+    /// `None`: no reservations are made (the catalog alone still serves reads and writes).
+    pub events: Option<EventsConfig>,
+    /// `RESERVATION_TTL_SECS` (default 900): how long stock is held for an unpaid order.
+    pub reservation_ttl: Duration,
+    /// `RESERVATION_SWEEP_MS` (default 1000): how often expired reservations are released.
+    pub reservation_sweep: Duration,
 }
 
 impl Config {
@@ -41,6 +49,11 @@ impl Config {
             pool,
             verifier,
             drain,
+            events: EventsConfig::from_settings(settings)?,
+            reservation_ttl: Duration::from_secs(settings.parse_or("RESERVATION_TTL_SECS", 900)?),
+            reservation_sweep: Duration::from_millis(
+                settings.parse_or("RESERVATION_SWEEP_MS", 1000)?,
+            ),
         })
     }
 }

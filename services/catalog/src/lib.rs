@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod public;
 pub mod queries;
+pub mod reservations;
 pub mod routes;
 pub mod search;
 pub mod startup;

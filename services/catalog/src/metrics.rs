@@ -6,6 +6,7 @@ pub const SEARCHES_TOTAL: &str = "catalog_searches_total";
 pub const INVENTORY_ADJUSTMENTS_TOTAL: &str = "catalog_inventory_adjustments_total";
 pub const IMPORTS_TOTAL: &str = "catalog_imports_total";
 pub const IMPORTED_ROWS_TOTAL: &str = "catalog_imported_rows_total";
+pub const RESERVATIONS_TOTAL: &str = "catalog_reservations_total";
 
 /// Registers help texts once per process.
 pub fn describe() {
@@ -23,6 +24,10 @@ pub fn describe() {
         );
         metrics::describe_counter!(IMPORTS_TOTAL, "Bulk imports, by outcome");
         metrics::describe_counter!(IMPORTED_ROWS_TOTAL, "Rows written by bulk imports");
+        metrics::describe_counter!(
+            RESERVATIONS_TOTAL,
+            "Stock reservations for orders, by outcome (reserved, rejected, committed, released, expired)"
+        );
     });
 }
 
@@ -44,4 +49,8 @@ pub fn import(imported_rows: Option<usize>) {
         }
         None => metrics::counter!(IMPORTS_TOTAL, "outcome" => "rejected").increment(1),
     }
+}
+
+pub fn reservation(outcome: &'static str) {
+    metrics::counter!(RESERVATIONS_TOTAL, "outcome" => outcome).increment(1);
 }

@@ -286,3 +286,19 @@ pub struct ImportReport {
     pub variants_updated: usize,
     pub stock_adjustments: usize,
 }
+
+/// A variant as carts and orders see it: what it is, whether it is for sale, its current
+/// price and available stock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SkuInfo {
+    pub sku: String,
+    pub product_id: Uuid,
+    pub product_name: String,
+    pub product_slug: String,
+    pub attributes: BTreeMap<String, String>,
+    pub price_minor: i64,
+    pub currency: String,
+    pub available: i32,
+    /// Whether the product is published (only published products can be bought).
+    pub published: bool,
+}

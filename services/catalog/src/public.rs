@@ -9,7 +9,7 @@ use shopkit::ApiResult;
 use shopkit::error::{Json, Path, Problem, Query};
 use utoipa::IntoParams;
 
-use crate::model::{CategoryNode, ProductDetail, SearchResults};
+use crate::model::{CategoryNode, ProductDetail, SearchResults, SkuInfo};
 use crate::queries::{self, Visibility};
 use crate::search::SearchRequest;
 use crate::startup::AppState;
@@ -125,4 +125,41 @@ pub(crate) async fn category_products(
         .ok_or_else(|| shopkit::ApiError::not_found(format!("category {slug:?}")))?;
     crate::metrics::search(results.corrected_query.is_some());
     Ok(cached(Json(results)))
+}
+
+/// The most SKUs one `/skus` lookup answers (a cart or an order, not the catalog).
+pub const MAX_SKUS_PER_LOOKUP: usize = 100;
+
+/// Current price and availability of variants by SKU, for carts and orders: whether each
+/// is for sale (`published`), at what price, with how much stock available. Unknown SKUs
+/// are absent from the answer. Not cached: it decides what may be bought.
+#[utoipa::path(
+    get, path = "/skus", tag = "catalog",
+    params(("sku" = Vec<String>, Query, description = "A SKU; repeat for several (at most 100)")),
+    responses(
+        (status = 200, description = "The SKUs that exist, in the order asked", body = Vec<SkuInfo>),
+        (status = 400, description = "No SKU, or too many", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn lookup_skus(
+    State(state): State<AppState>,
+    Query(pairs): Query<Vec<(String, String)>>,
+) -> ApiResult<Response> {
+    let skus: Vec<String> = pairs
+        .into_iter()
+        .filter(|(k, _)| k == "sku")
+        .map(|(_, v)| v)
+        .collect();
+    if skus.is_empty() || skus.len() > MAX_SKUS_PER_LOOKUP {
+        return Err(shopkit::ApiError::BadRequest(format!(
+            "give 1 to {MAX_SKUS_PER_LOOKUP} `sku` parameters (e.g. /skus?sku=A-1&sku=B-2), not {}",
+            skus.len()
+        )));
+    }
+    let found = queries::skus(state.pool(), &skus).await?;
+    let mut response = Json(found).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
 }

@@ -722,3 +722,47 @@ pub async fn category_listing(
     };
     search(pool, &request).await.map(Some)
 }
+
+#[derive(sqlx::FromRow)]
+struct SkuRow {
+    sku: String,
+    product_id: Uuid,
+    product_name: String,
+    product_slug: String,
+    attributes: Json<BTreeMap<String, String>>,
+    price_minor: i64,
+    currency: String,
+    available: i32,
+    published: bool,
+}
+
+/// The variants with these SKUs (unknown ones left out), in the order asked.
+pub async fn skus(pool: &PgPool, skus: &[String]) -> sqlx::Result<Vec<crate::model::SkuInfo>> {
+    let rows: Vec<SkuRow> = sqlx::query_as(
+        "SELECT v.sku, p.id AS product_id, p.name AS product_name, p.slug AS product_slug,
+                v.attributes, v.price_minor, v.currency::text AS currency,
+                coalesce(i.available, 0) AS available, p.status = 'published' AS published
+         FROM unnest($1::text[]) WITH ORDINALITY AS asked (sku, n)
+         JOIN variants v ON v.sku = asked.sku
+         JOIN products p ON p.id = v.product_id
+         LEFT JOIN inventory i ON i.sku = v.sku
+         ORDER BY asked.n",
+    )
+    .bind(skus)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| crate::model::SkuInfo {
+            sku: r.sku,
+            product_id: r.product_id,
+            product_name: r.product_name,
+            product_slug: r.product_slug,
+            attributes: r.attributes.0,
+            price_minor: r.price_minor,
+            currency: r.currency,
+            available: r.available,
+            published: r.published,
+        })
+        .collect())
+}

@@ -52,7 +52,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(public::get_product))
         .routes(routes!(public::category_tree))
         .routes(routes!(public::category_products))
-        .layer(middleware::from_fn(shopkit::http::etag));
+        .layer(middleware::from_fn(shopkit::http::etag))
+        .routes(routes!(public::lookup_skus));
     let admin = OpenApiRouter::new()
         .routes(routes!(admin::create_product))
         .routes(routes!(

@@ -2,18 +2,22 @@
 //! the [`Application`] that binds a port and serves until told to stop.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
 use shopkit::auth::Verifier;
+use shopkit::events::{Events, Subscription};
 use shopkit::http::Kit;
-use shopkit::shutdown::{Shutdown, ShutdownTrigger};
+use shopkit::shutdown::ShutdownTrigger;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::reservations::{self, CheckoutEvents};
 
 /// What every handler shares. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -62,6 +66,26 @@ fn kit(state: &AppState) -> Kit {
         .with_openapi(crate::routes::openapi())
 }
 
+/// The broker as a readiness dependency, when events are on.
+fn with_broker(kit: Kit, events: Option<&Events>) -> Kit {
+    match events {
+        None => kit,
+        Some(events) => {
+            let connected = events.connected_flag();
+            kit.with_check("broker", move || {
+                let up = connected.load(Ordering::Relaxed);
+                async move {
+                    if up {
+                        Ok(())
+                    } else {
+                        Err("not connected to the event broker".to_owned())
+                    }
+                }
+            })
+        }
+    }
+}
+
 /// The service bound to its port, ready to run.
 #[derive(Debug)]
 pub struct Application {
@@ -70,6 +94,8 @@ pub struct Application {
     router: Router,
     trigger: ShutdownTrigger,
     drain: Duration,
+    events: Option<Events>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -88,14 +114,48 @@ impl Application {
             );
         }
         let (trigger, shutdown) = shopkit::shutdown::channel();
+        let events = match config.events {
+            None => {
+                tracing::warn!("AMQP_URL is not set: orders reserve no stock");
+                None
+            }
+            Some(events) => {
+                let checkout = Arc::new(CheckoutEvents {
+                    ttl: config.reservation_ttl,
+                });
+                let subscription = Subscription::new(
+                    reservations::CONSUMER,
+                    reservations::SUBSCRIBES_TO,
+                    checkout,
+                );
+                Some(
+                    Events::start(
+                        events,
+                        config.pool.clone(),
+                        vec![subscription],
+                        shutdown.clone(),
+                    )
+                    .await?,
+                )
+            }
+        };
+        let sweeper = tokio::spawn(reservations::run_sweeper(
+            config.pool.clone(),
+            config.reservation_sweep,
+            shutdown.clone(),
+        ));
         let state = AppState::new(config.pool, config.verifier);
-        let router = router_with_shutdown(state, shutdown);
+        let router = with_broker(kit(&state), events.as_ref())
+            .with_shutdown(shutdown)
+            .wrap(crate::routes::routes(state));
         Ok(Application {
             port,
             listener,
             router,
             trigger,
             drain: config.drain,
+            events,
+            sweeper,
         })
     }
 
@@ -114,6 +174,8 @@ impl Application {
             router,
             trigger,
             drain,
+            events,
+            sweeper,
             ..
         } = self;
         let stop = async move {
@@ -125,12 +187,12 @@ impl Application {
             trigger.trigger();
             tokio::time::sleep(drain).await;
         };
-        shopkit::cli::serve(listener, router, stop).await
+        let served = shopkit::cli::serve(listener, router, stop).await;
+        // Messages in hand are finished and the outbox flushed before the process ends.
+        if let Some(events) = events {
+            events.stopped().await;
+        }
+        let _ = sweeper.await;
+        served
     }
-}
-
-fn router_with_shutdown(state: AppState, shutdown: Shutdown) -> Router {
-    kit(&state)
-        .with_shutdown(shutdown)
-        .wrap(crate::routes::routes(state))
 }

@@ -6,5 +6,6 @@ mod admin;
 mod demo;
 mod helpers;
 mod import;
+mod reservations;
 mod search;
 mod service;
