@@ -119,7 +119,6 @@ pub struct PaymentRow {
     pub failure_reason: Option<String>,
     pub cancellation_reason: Option<String>,
     pub processing_since: Option<DateTime<Utc>>,
-    pub processing_from: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
