@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use shopkit::auth::Verifier;
 use shopkit::config::{ConfigError, Settings};
+use shopkit::events::EventsConfig;
 use sqlx::PgPool;
 
 use crate::catalog::CatalogClient;
@@ -23,6 +24,10 @@ pub struct Config {
     pub verifier: Option<Verifier>,
     /// `CATALOG_URL`: where SKUs are validated and priced.
     pub catalog: CatalogClient,
+    /// `AMQP_URL` (+ `AMQP_PASSWORD` secret, `EVENTS_RETRY_DELAYS_MS`); `None`: no
+    /// events are consumed (carts work, but prices and stock are only refreshed when a
+    /// line changes, and paid orders do not empty their carts).
+    pub events: Option<EventsConfig>,
     /// `CART_COOKIE_SECURE` (default false): mark the `cart_token` cookie `Secure`, for
     /// shops served over HTTPS.
     pub cookie_secure: bool,
@@ -53,11 +58,13 @@ impl Config {
             problem: format!("{e:#}"),
         })?;
         let cookie_secure = settings.parse_or("CART_COOKIE_SECURE", false)?;
+        let events = EventsConfig::from_settings(settings)?;
         Ok(Config {
             addr,
             pool,
             verifier,
             catalog,
+            events,
             cookie_secure,
             drain,
         })

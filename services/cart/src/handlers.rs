@@ -18,6 +18,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use shopkit::events::{Envelope, Handler, HandlerError};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -198,9 +199,7 @@ pub async fn price_changed(
     }
     touched.sort_unstable();
     touch(conn, &touched).await?;
-    for _ in &touched {
-        crate::metrics::change("price");
-    }
+    crate::metrics::changes("price", touched.len());
     Ok(touched)
 }
 
@@ -245,8 +244,46 @@ pub async fn inventory_changed(
         live::publish_notice(conn, &notice).await?;
     }
     touch(conn, &carts).await?;
-    for _ in &carts {
-        crate::metrics::change("stock");
-    }
+    crate::metrics::changes("stock", carts.len());
     Ok(carts)
+}
+
+/// The routing keys the cart's queue is bound to.
+pub const ROUTING_KEYS: [&str; 3] = [ORDER_PAID, PRICE_CHANGED, INVENTORY_CHANGED];
+
+/// The cart's consumer: dispatches on the event type to the functions above.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CartEvents;
+
+#[async_trait::async_trait]
+impl Handler for CartEvents {
+    async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            ORDER_PAID => {
+                order_paid(conn, &event.data()?).await?;
+            }
+            PRICE_CHANGED => {
+                let change: PriceChanged = event.data()?;
+                if change.price_minor < 0 {
+                    return Err(HandlerError::Reject(anyhow::anyhow!(
+                        "{} {} has a negative price",
+                        event.event_type,
+                        event.id
+                    )));
+                }
+                price_changed(conn, &change, event.occurred_at).await?;
+            }
+            INVENTORY_CHANGED => {
+                inventory_changed(conn, &event.data()?, event.occurred_at).await?;
+            }
+            other => {
+                // Bound only to the keys above; anything else is acknowledged and dropped.
+                tracing::debug!(
+                    event_type = other,
+                    "ignoring an event the cart does not handle"
+                );
+            }
+        }
+        Ok(())
+    }
 }

@@ -27,6 +27,11 @@ pub fn change(kind: &'static str) {
     metrics::counter!(CHANGES_TOTAL, "kind" => kind).increment(1);
 }
 
+/// The same change of `kind` to `carts` carts.
+pub fn changes(kind: &'static str, carts: usize) {
+    metrics::counter!(CHANGES_TOTAL, "kind" => kind).increment(carts as u64);
+}
+
 /// A live stream opened (+1) or closed (-1).
 pub fn sse_subscribers(delta: f64) {
     metrics::gauge!(SSE_SUBSCRIBERS).increment(delta);

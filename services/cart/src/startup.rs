@@ -10,6 +10,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
 use shopkit::auth::Verifier;
+use shopkit::events::{Events, Subscription};
 use shopkit::http::Kit;
 use shopkit::shutdown::{Shutdown, ShutdownTrigger};
 use sqlx::PgPool;
@@ -17,6 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::catalog::CatalogClient;
 use crate::config::Config;
+use crate::handlers::{CONSUMER, CartEvents, ROUTING_KEYS};
 use crate::live::Hub;
 
 /// What every handler shares. Cheap to clone.
@@ -116,6 +118,8 @@ pub struct Application {
     state: AppState,
     trigger: ShutdownTrigger,
     streams_trigger: ShutdownTrigger,
+    /// The relay and the `cart` consumer; `None` without `AMQP_URL`.
+    events: Option<Events>,
     drain: Duration,
 }
 
@@ -140,19 +144,51 @@ impl Application {
             .with_secure_cookie(config.cookie_secure)
             .with_streams_end(streams_end);
         let hub = state.hub().clone();
-        let router = kit(&state)
-            .with_shutdown(shutdown)
-            .with_check("listener", move || {
-                let connected = hub.is_connected();
-                async move {
-                    if connected {
-                        Ok(())
-                    } else {
-                        Err("the cart change listener is not connected".to_owned())
+        let mut kit =
+            kit(&state)
+                .with_shutdown(shutdown.clone())
+                .with_check("listener", move || {
+                    let connected = hub.is_connected();
+                    async move {
+                        if connected {
+                            Ok(())
+                        } else {
+                            Err("the cart change listener is not connected".to_owned())
+                        }
                     }
-                }
-            })
-            .wrap(crate::routes::routes(state.clone()));
+                });
+        let events = match config.events {
+            Some(events_config) => {
+                let subscription = Subscription::new(CONSUMER, &ROUTING_KEYS, Arc::new(CartEvents));
+                let events = Events::start(
+                    events_config,
+                    state.pool().clone(),
+                    vec![subscription],
+                    shutdown,
+                )
+                .await?;
+                let connected = events.connected_flag();
+                kit = kit.with_check("broker", move || {
+                    let up = connected.load(std::sync::atomic::Ordering::Relaxed);
+                    async move {
+                        if up {
+                            Ok(())
+                        } else {
+                            Err("not connected to the event broker".to_owned())
+                        }
+                    }
+                });
+                Some(events)
+            }
+            None => {
+                tracing::warn!(
+                    "AMQP_URL is not set: no catalog or order events are consumed (prices and \
+                     stock refresh only when a line changes; paid orders do not empty carts)"
+                );
+                None
+            }
+        };
+        let router = kit.wrap(crate::routes::routes(state.clone()));
         Ok(Application {
             port,
             listener,
@@ -160,12 +196,26 @@ impl Application {
             state,
             trigger,
             streams_trigger,
+            events,
             drain: config.drain,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Whether the event machinery is connected to the broker (false without it).
+    pub fn events_connected(&self) -> bool {
+        self.events.as_ref().is_some_and(Events::is_connected)
+    }
+
+    /// Waits until the broker connection is up (tests); `false` after `timeout`.
+    pub async fn wait_events_connected(&self, timeout: Duration) -> bool {
+        match &self.events {
+            Some(events) => events.wait_connected(timeout).await,
+            None => false,
+        }
     }
 
     /// Runs the change listener and serves until `shutdown` resolves; then readiness
@@ -181,6 +231,7 @@ impl Application {
             state,
             trigger,
             streams_trigger,
+            events,
             drain,
             ..
         } = self;
@@ -200,6 +251,9 @@ impl Application {
             streams_trigger.trigger();
         };
         let served = shopkit::cli::serve(listener, router, stop).await;
+        if let Some(events) = events {
+            events.stopped().await;
+        }
         let _ = changes.await;
         served
     }
