@@ -245,10 +245,15 @@ impl Application {
             tokio::time::sleep(drain).await;
         };
         let served = shopkit::cli::serve(listener, router, stop).await;
-        if let Some(events) = events {
-            events.stopped().await;
+        // After a clean stop the consumer and the sweeper are finishing their work in
+        // flight; after a failed server they may never be told to stop, so they are left
+        // to end with the process.
+        if served.is_ok() {
+            if let Some(events) = events {
+                events.stopped().await;
+            }
+            let _ = sweeper.await;
         }
-        let _ = sweeper.await;
         served
     }
 }
