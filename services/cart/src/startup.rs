@@ -240,6 +240,7 @@ impl Application {
             state.hub().clone(),
             state.streams_end(),
         ));
+        let sweeper = tokio::spawn(sweep_idle_carts(state.pool().clone(), state.streams_end()));
         let stop = async move {
             shutdown.await;
             tracing::info!(
@@ -251,10 +252,40 @@ impl Application {
             streams_trigger.trigger();
         };
         let served = shopkit::cli::serve(listener, router, stop).await;
-        if let Some(events) = events {
+        // The listener has nothing to finish (its streams have ended); stop it also when
+        // the server failed before the streams were told to end.
+        changes.abort();
+        sweeper.abort();
+        let _ = changes.await;
+        if served.is_ok()
+            && let Some(events) = events
+        {
+            // Messages in hand are finished before the process exits.
             events.stopped().await;
         }
-        let _ = changes.await;
         served
+    }
+}
+
+/// How often idle anonymous carts are purged (every replica does; the DELETE is
+/// idempotent).
+const SWEEP_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Purges anonymous carts idle for longer than their cookie lives, until `stop`.
+async fn sweep_idle_carts(pool: PgPool, stop: Shutdown) {
+    let idle = Duration::from_secs(crate::token::COOKIE_MAX_AGE_SECS);
+    let stop = stop.started();
+    tokio::pin!(stop);
+    let mut every = tokio::time::interval(SWEEP_EVERY);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            _ = every.tick() => {}
+        }
+        match crate::store::purge_idle_anonymous(&pool, idle).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "purged idle anonymous carts"),
+            Err(err) => tracing::warn!(error = %err, "purging idle anonymous carts failed"),
+        }
     }
 }

@@ -580,3 +580,17 @@ pub async fn merge(
         adjustments,
     })
 }
+
+/// Deletes anonymous carts (open or merged) untouched for `idle`: their cookie has
+/// expired, so nobody can reach them any more. User carts are kept. Returns how many.
+pub async fn purge_idle_anonymous(pool: &PgPool, idle: std::time::Duration) -> sqlx::Result<u64> {
+    let seconds = i64::try_from(idle.as_secs()).unwrap_or(i64::MAX);
+    let purged = sqlx::query(
+        "DELETE FROM carts
+         WHERE user_id IS NULL AND updated_at < now() - $1 * interval '1 second'",
+    )
+    .bind(seconds)
+    .execute(pool)
+    .await?;
+    Ok(purged.rows_affected())
+}

@@ -445,3 +445,33 @@ async fn twenty_concurrent_adds_to_one_line_make_twenty() {
         50
     );
 }
+
+#[tokio::test]
+async fn idle_anonymous_carts_are_purged_and_user_carts_kept() {
+    let app = TestApp::new().await;
+    app.catalog.sku("MUG-BLU", 1299, "USD", 10);
+    let idle = app.create_anonymous().await;
+    app.add(&idle, "MUG-BLU", 1).await.ok();
+    let recent = app.create_anonymous().await;
+    let (token, _) = app.user(&["customer"]);
+    let users: Uuid = app.mine(&token).await["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    sqlx::query("UPDATE carts SET updated_at = now() - interval '31 days' WHERE id = ANY($1)")
+        .bind([idle.id, users].as_slice())
+        .execute(app.pool())
+        .await
+        .unwrap();
+    let thirty_days = std::time::Duration::from_secs(30 * 24 * 3600);
+    let purged = cart::store::purge_idle_anonymous(app.pool(), thirty_days)
+        .await
+        .unwrap();
+    assert_eq!(purged, 1);
+    app.get_anonymous(&idle)
+        .await
+        .problem(StatusCode::NOT_FOUND);
+    app.get_anonymous(&recent).await.ok();
+    assert_eq!(app.mine(&token).await["id"], users.to_string());
+}
