@@ -76,6 +76,22 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// A development config with the settings' defaults: the test gateway, no events,
+    /// the default processing timeout and drain period. For services started in code
+    /// (tests); set the fields to change them.
+    pub fn new(addr: SocketAddr, pool: PgPool, verifier: Verifier) -> Config {
+        Config {
+            addr,
+            pool,
+            verifier,
+            provider: Arc::new(TestGateway),
+            mode: ShopMode::Development,
+            events: None,
+            processing_timeout: DEFAULT_PROCESSING_TIMEOUT,
+            drain: Duration::from_millis(3000),
+        }
+    }
+
     /// Must run inside a Tokio runtime (the pool spawns its maintenance task).
     pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
         let mode: ShopMode = settings.parse_or("SHOP_MODE", ShopMode::Development)?;

@@ -46,12 +46,15 @@ pub struct AwaitingPayment {
     pub total_minor: i64,
 }
 
-/// `order.cancelled` and `order.refund_requested`.
+/// `order.cancelled` and `order.refund_requested` (which may name the payment, and
+/// carries its amount and currency as the order knows them).
 #[derive(Debug, Clone, Deserialize)]
 pub struct OrderReason {
     pub order_id: Uuid,
     #[serde(default)]
     pub reason: Option<String>,
+    #[serde(default)]
+    pub payment_id: Option<Uuid>,
 }
 
 /// The one handler of the `payment` consumer; dispatches on the event type.
@@ -203,6 +206,12 @@ pub async fn refund_requested(
         tracing::warn!(order.id = %data.order_id, "a refund was requested for an order without a payment; nothing to refund");
         return Ok(Effect::Nothing);
     };
+    if let Some(named) = data.payment_id
+        && named != payment.id
+    {
+        tracing::warn!(order.id = %data.order_id, payment.id = %named, "a refund was requested for a payment that is not the order's; nothing to refund");
+        return Ok(Effect::Nothing);
+    }
     match payment.status() {
         Status::Succeeded => {}
         Status::Processing => {

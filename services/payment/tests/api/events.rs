@@ -53,11 +53,38 @@ async fn refund_requested_twice_refunds_once() {
         refunded[0].data,
         json!({"order_id": order_id, "payment_id": id, "amount_minor": 5000, "currency": "USD"})
     );
+    // The order's refund request as the order service sends it, naming the payment.
+    let named = Envelope::new(
+        "order",
+        "order.refund_requested",
+        json!({"order_id": order_id, "reason": "admin", "payment_id": id,
+               "amount_minor": 5000, "currency": "USD"}),
+    );
+    assert!(app.deliver(&named).await.unwrap());
+    assert_eq!(app.ledger(id).await.len(), 2);
     // A refunded payment is closed.
     app.confirm(&app.buyer, id, "k2", GOOD)
         .await
         .problem(StatusCode::CONFLICT);
     assert_eq!(app.violations().await, []);
+}
+
+#[tokio::test]
+async fn a_refund_request_naming_another_payment_refunds_nothing() {
+    let app = TestApp::new().await;
+    let order_id = app.order(&app.buyer, 5100).await;
+    let id = app.payment_of(order_id).await;
+    app.confirm(&app.buyer, id, "k", GOOD).await.ok();
+    let stranger = Envelope::new(
+        "order",
+        "order.refund_requested",
+        json!({"order_id": order_id, "reason": "duplicate_payment", "payment_id": Uuid::now_v7(),
+               "amount_minor": 5100, "currency": "USD"}),
+    );
+    assert!(app.deliver(&stranger).await.unwrap());
+    assert_eq!(app.status(id).await, "succeeded");
+    assert_eq!(app.ledger(id).await.len(), 1);
+    assert!(app.events("payment.refunded").await.is_empty());
 }
 
 #[tokio::test]

@@ -45,10 +45,15 @@ async fn production_mode_refuses_the_test_provider_at_start_up() {
         assert!(text.contains("PAYMENT_PROVIDER"), "{text}");
         assert!(text.contains("configure a real payment provider"), "{text}");
     }
-    // A config made some other way is refused by the application itself.
-    let mut config = Config::from_settings(&settings(&db, &issuer, &[])).unwrap();
+    let config = Config::from_settings(&settings(&db, &issuer, &[])).unwrap();
     assert_eq!(config.mode, ShopMode::Development);
     assert_eq!(config.provider.name(), "test");
+    // A config made in code is refused by the application itself.
+    let mut config = Config::new(
+        ([127, 0, 0, 1], 0).into(),
+        db.pool.clone(),
+        issuer.verifier().unwrap(),
+    );
     config.mode = ShopMode::Production;
     let err = Application::build(config).await.unwrap_err();
     assert!(
