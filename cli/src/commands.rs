@@ -125,6 +125,12 @@ pub enum Command {
         #[command(subcommand)]
         action: AdminAction,
     },
+    /// Event messages that consumers parked after their last retry: list (default) or
+    /// replay them once the cause is fixed.
+    Events {
+        #[command(subcommand)]
+        action: Option<EventsAction>,
+    },
     /// The user service's token signing keys.
     Keys {
         #[command(subcommand)]
@@ -146,6 +152,25 @@ pub enum AdminAction {
         email: String,
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EventsAction {
+    /// The parked messages, with the error that parked each (default).
+    List {
+        /// Only these consumers (catalog, cart, order, payment, notification).
+        #[arg(long = "consumer")]
+        consumers: Vec<String>,
+    },
+    /// Put parked messages back into their consumer's queue: one (`--id`) or all.
+    Replay {
+        #[arg(long)]
+        consumer: String,
+        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -404,6 +429,27 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
                     created.email, created.shop
                 ),
             );
+            Ok(exit::OK)
+        }
+        Command::Events { action } => {
+            let shop = Shop::load(&cli.shop)?;
+            let engine = DockerEngine::new(crate::engine::connect().await?);
+            match action.unwrap_or(EventsAction::List {
+                consumers: Vec::new(),
+            }) {
+                EventsAction::List { consumers } => {
+                    let parked = crate::events::list(&engine, &shop, &consumers).await?;
+                    out.result(&parked, &crate::events::render(&parked));
+                }
+                EventsAction::Replay { consumer, id, .. } => {
+                    let what = id.map_or(crate::events::Replay::All, crate::events::Replay::One);
+                    let replayed = crate::events::replay(&engine, &shop, &consumer, &what).await?;
+                    out.result(
+                        &replayed,
+                        &format!("{} message(s) back in the {consumer} queue", replayed.len()),
+                    );
+                }
+            }
             Ok(exit::OK)
         }
         Command::Keys {

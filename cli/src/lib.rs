@@ -10,6 +10,7 @@ pub mod desired;
 pub mod doctor;
 pub mod down;
 pub mod engine;
+pub mod events;
 pub mod images;
 pub mod init;
 pub mod keys;

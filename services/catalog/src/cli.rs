@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use shopkit::cli::Common;
+use shopkit::cli::{Common, EventsCommand};
 use shopkit::config::Settings;
 
 use crate::config::Config;
@@ -34,6 +34,11 @@ pub enum Command {
     /// Load the demo catalog (about 1,000 products) into an empty catalog, once; a second
     /// run does nothing and says so.
     SeedDemo,
+    /// Parked event messages: list them, replay them (`shopctl events` runs this).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
 }
 
 /// Runs a command (`serve` when none is given) and turns its outcome into an exit code.
@@ -43,6 +48,7 @@ pub async fn run(command: Option<Command>, settings: Settings) -> ExitCode {
         Command::Common(Common::Serve) => shopkit::cli::exit_code(serve(&settings).await),
         Command::Common(Common::Migrate) => shopkit::cli::exit_code(migrate(&settings).await),
         Command::SeedDemo => shopkit::cli::exit_code(seed_demo(&settings).await),
+        Command::Events { command } => shopkit::cli::events(&settings, command).await,
     }
 }
 

@@ -37,6 +37,9 @@ use crate::shutdown::Shutdown;
 /// The one exchange every event is published to; the routing key is the event type.
 pub const EXCHANGE: &str = "shopstack.events";
 
+/// Every consumer of the stack (queue names), for operators' listings.
+pub const CONSUMERS: &[&str] = &["catalog", "cart", "order", "payment", "notification"];
+
 /// The PostgreSQL channel [`record`] notifies so that the relay publishes at once.
 pub const OUTBOX_CHANNEL: &str = "shopstack_outbox";
 

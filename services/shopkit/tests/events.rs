@@ -206,6 +206,13 @@ async fn failures_are_retried_with_back_off_then_parked_and_replayed() {
     let malformed_parked = listed.iter().find(|m| m.id == Some(malformed)).unwrap();
     assert_eq!(malformed_parked.attempts, 1);
     assert_eq!(applied(&f.db.pool).await.len(), 1);
+    // A consumer that never ran has nothing parked (and no queue).
+    assert!(
+        parked::list(&connection, "nobody")
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Listing does not consume.
     assert_eq!(parked::list(&connection, "tester").await.unwrap().len(), 2);
 

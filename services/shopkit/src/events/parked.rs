@@ -5,8 +5,9 @@
 //! (closing the channel requeues them), so a listing never loses or reorders anything for
 //! the next one.
 
-use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions};
+use lapin::options::{BasicAckOptions, BasicGetOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::AMQPValue;
+use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection};
 use serde::Serialize;
 
@@ -59,10 +60,33 @@ fn describe(consumer: &str, data: &[u8], properties: &BasicProperties) -> Parked
     }
 }
 
+/// Whether the consumer's parking queue exists (a consumer that never ran has none).
+async fn exists(connection: &Connection, queue: &str) -> anyhow::Result<bool> {
+    let probe = connection.create_channel().await?;
+    let declared = probe
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    // A passive declare of a missing queue closes the probe channel (404).
+    if declared.is_ok() {
+        let _ = probe.close(200, "probed".into()).await;
+    }
+    Ok(declared.is_ok())
+}
+
 /// Every message parked by `consumer`, oldest first.
 pub async fn list(connection: &Connection, consumer: &str) -> anyhow::Result<Vec<ParkedMessage>> {
-    let channel = connection.create_channel().await?;
     let queue = parked_queue(consumer);
+    if !exists(connection, &queue).await? {
+        return Ok(Vec::new());
+    }
+    let channel = connection.create_channel().await?;
     let mut found = Vec::new();
     while found.len() < MAX_LISTED {
         let Some(message) = channel
@@ -86,11 +110,14 @@ pub async fn replay(
     consumer: &str,
     select: Select,
 ) -> anyhow::Result<Vec<ParkedMessage>> {
+    let queue = parked_queue(consumer);
+    if !exists(connection, &queue).await? {
+        return Ok(Vec::new());
+    }
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
-    let queue = parked_queue(consumer);
     let mut replayed = Vec::new();
     for _ in 0..MAX_LISTED {
         let Some(message) = channel
