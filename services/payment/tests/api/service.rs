@@ -83,8 +83,15 @@ async fn the_service_consumes_order_events_and_publishes_its_own_over_the_broker
     let db = TestDb::new(&payment::MIGRATOR).await.unwrap();
     let issuer = TestIssuer::new().unwrap();
     let broker = TestBroker::new().await.unwrap();
-    let config =
-        Config::from_settings(&settings(&db, &issuer, &[("AMQP_URL", &broker.url)])).unwrap();
+    let config = Config::from_settings(&settings(
+        &db,
+        &issuer,
+        &[
+            ("AMQP_URL", &broker.url),
+            ("PAYMENT_PROCESSING_TIMEOUT_SECS", "1"),
+        ],
+    ))
+    .unwrap();
     let app = Application::build(config).await.unwrap();
     let port = app.port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -151,6 +158,46 @@ async fn the_service_consumes_order_events_and_publishes_its_own_over_the_broker
         n == 1
     })
     .await;
+    // The service's sweeper resolves a payment whose confirmation was interrupted.
+    let stuck = Uuid::now_v7();
+    let mut conn = db.pool.acquire().await.unwrap();
+    shopkit::events::record(
+        &mut conn,
+        "order",
+        "order.awaiting_payment",
+        json!({"order_id": stuck, "user_id": claims.sub, "currency": "USD", "total_minor": 100}),
+        None,
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    let status = |order_id: Uuid| {
+        let pool = db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>("SELECT status FROM payments WHERE order_id = $1")
+                .bind(order_id)
+                .fetch_optional(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    eventually("the second intent", || async {
+        status(stuck).await.is_some()
+    })
+    .await;
+    sqlx::query(
+        "UPDATE payments SET status = 'processing', processing_since = now() - interval '5 seconds'
+         WHERE order_id = $1",
+    )
+    .bind(stuck)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    eventually("the sweeper", || async {
+        status(stuck).await.as_deref() == Some("requires_payment_method")
+    })
+    .await;
+
     let metrics = http
         .get(format!("{base}/metrics"))
         .send()
