@@ -1,11 +1,11 @@
-//! The binary's commands: shopkit's `serve | migrate | healthcheck`. Everything comes
-//! from environment variables, so the one-shot `payment migrate` container needs no
-//! arguments.
+//! The binary's commands: shopkit's `serve | migrate | healthcheck` plus `events`
+//! (parked messages). Everything comes from environment variables, so the one-shot
+//! `payment migrate` container needs no arguments.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use shopkit::cli::Common;
+use shopkit::cli::{Common, EventsCommand};
 use shopkit::config::Settings;
 
 use crate::config::Config;
@@ -19,15 +19,27 @@ const DATABASE_WAIT: Duration = Duration::from_secs(60);
 #[command(name = "payment", version, about = "Shopstack's payment service")]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Common>,
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    #[command(flatten)]
+    Common(Common),
+    /// Parked event messages: list them, replay them (as `shopctl events` does).
+    Events {
+        #[command(subcommand)]
+        command: EventsCommand,
+    },
 }
 
 /// Runs a command (`serve` when none is given) and turns its outcome into an exit code.
-pub async fn run(command: Option<Common>, settings: Settings) -> ExitCode {
-    match command.unwrap_or(Common::Serve) {
-        Common::Healthcheck => shopkit::cli::healthcheck(&settings).await,
-        Common::Serve => shopkit::cli::exit_code(serve(&settings).await),
-        Common::Migrate => shopkit::cli::exit_code(migrate(&settings).await),
+pub async fn run(command: Option<Command>, settings: Settings) -> ExitCode {
+    match command.unwrap_or(Command::Common(Common::Serve)) {
+        Command::Common(Common::Healthcheck) => shopkit::cli::healthcheck(&settings).await,
+        Command::Common(Common::Serve) => shopkit::cli::exit_code(serve(&settings).await),
+        Command::Common(Common::Migrate) => shopkit::cli::exit_code(migrate(&settings).await),
+        Command::Events { command } => shopkit::cli::events(&settings, command).await,
     }
 }
 
