@@ -83,14 +83,16 @@ fn migrator(service: &str) -> anyhow::Result<&'static sqlx::migrate::Migrator> {
     })
 }
 
-/// Where the service binaries are: next to this test's own deps directory.
+/// Where the service binaries are: the directory of the running executable, or its
+/// parent for a test (`target/<profile>/deps/<test>`).
 fn target_dir() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
-    // target/<profile>/deps/<test> → target/<profile>
-    exe.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .context("locating the target directory")
+    let dir = exe.parent().context("locating the target directory")?;
+    Ok(if dir.ends_with("deps") {
+        dir.parent().unwrap_or(dir).to_path_buf()
+    } else {
+        dir.to_path_buf()
+    })
 }
 
 fn binary(service: &str) -> anyhow::Result<PathBuf> {

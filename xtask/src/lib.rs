@@ -70,6 +70,9 @@ pub enum BenchTarget {
     Auth,
     /// `shopctl up` against `docker-compose up -d` + waiting for health, same images.
     Up,
+    /// Whole checkouts per second (cart → order → reservation → payment → paid) through
+    /// catalog, cart, order and payment as release processes (`xtask/bench`).
+    Checkout,
 }
 
 impl BenchTarget {
@@ -78,6 +81,7 @@ impl BenchTarget {
             Self::Catalog => "catalog",
             Self::Auth => "auth",
             Self::Up => "up",
+            Self::Checkout => "checkout",
         }
     }
 }
@@ -212,6 +216,22 @@ fn bench(
         let shopctl = root.join("target/release/shopctl");
         let rounds = rounds.unwrap_or(3);
         return bench_up::run(&root, &shopctl, &bench_up::Options { rounds, out });
+    }
+    if what == BenchTarget::Checkout {
+        // The testbed starts the services' release binaries from target/release.
+        cargo(&[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "catalog",
+            "-p",
+            "cart",
+            "-p",
+            "order",
+            "-p",
+            "payment",
+        ])?;
     }
     let out = out.to_string_lossy();
     // The benchmarks live in the `bench` crate, which depends on the services (xtask

@@ -6,11 +6,13 @@
 //! - [`catalog`]: the catalog service over HTTP against the SQL its handlers run.
 //! - [`auth`]: argon2 hashes per second, log-in throughput of the user service, and what
 //!   verifying a user-service token costs a catalog read.
+//! - [`checkout`]: whole checkouts per second through the four checkout services.
 //! - [`service`]: services in-process over throw-away databases (loopback only).
 //! - [`report`]: the machine description and JSON output every report shares.
 
 pub mod auth;
 pub mod catalog;
+pub mod checkout;
 pub mod load;
 pub mod report;
 pub mod service;
@@ -35,11 +37,15 @@ pub enum What {
     /// its log-in throughput, and a catalog read's p99 with a verified token ÷ without;
     /// writes target/bench/auth.json.
     Auth(auth::Args),
+    /// Whole checkouts (cart → order → reservation → payment → paid) through catalog,
+    /// cart, order and payment as processes; writes target/bench/checkout.json.
+    Checkout(checkout::Args),
 }
 
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
     match &cli.what {
         What::Catalog(args) => catalog::main(args).await.map(|_| ()),
         What::Auth(args) => auth::main(args).await.map(|_| ()),
+        What::Checkout(args) => checkout::main(args).await.map(|_| ()),
     }
 }
