@@ -513,3 +513,69 @@ async fn the_order_service_killed_mid_saga_still_completes_the_order() {
     .unwrap();
     assert_eq!(transitions, ["pending", "awaiting_payment", "paid"]);
 }
+
+#[tokio::test]
+async fn an_unpaid_order_expires_its_reservation_and_is_cancelled() {
+    let bed = Testbed::start(Options {
+        reservation_ttl_secs: 1,
+        ..Options::default()
+    })
+    .await
+    .unwrap();
+    bed.product("SLOW-1", 500, 4).await.unwrap();
+    let buyer = bed.buyer();
+    let cart = bed.cart(&buyer).await.unwrap();
+    bed.add_to_cart(&buyer, cart, "SLOW-1", 3)
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let placed = bed
+        .place_order(&buyer, cart, "slow")
+        .await
+        .unwrap()
+        .ok()
+        .unwrap();
+    let order: Uuid = serde_json::from_value(placed["id"].clone()).unwrap();
+    bed.wait_order(&buyer, order, &["awaiting_payment"], WITHIN)
+        .await
+        .unwrap();
+    let payment = bed.payment_of(&buyer, order, WITHIN).await.unwrap();
+    assert_eq!(bed.stock("SLOW-1").await.unwrap(), (4, 3, 1));
+
+    // The buyer dawdles past the reservation's TTL: the stock is released, the order
+    // cancelled, the intent cancelled, so the late payment is refused.
+    let cancelled = bed
+        .wait_order(&buyer, order, &["cancelled"], WITHIN)
+        .await
+        .unwrap();
+    assert_eq!(cancelled["cancellation_reason"], "reservation_expired");
+    assert_eq!(bed.stock("SLOW-1").await.unwrap(), (4, 0, 4));
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let p = bed
+            .call(
+                Method::GET,
+                "payment",
+                &format!("/payments/{}", payment["id"].as_str().unwrap()),
+                Some(&buyer.token),
+                None,
+                &[],
+            )
+            .await
+            .unwrap()
+            .ok()
+            .unwrap();
+        if p["status"] == "cancelled" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{p}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let late = bed
+        .pay(&buyer, payment["id"].as_str().unwrap(), CARD_OK)
+        .await
+        .unwrap();
+    assert_eq!(late.status, StatusCode::CONFLICT, "{}", late.body);
+    assert_eq!(ledger_balance(&bed, &order.to_string()).await, 0);
+}
