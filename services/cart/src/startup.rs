@@ -167,17 +167,7 @@ impl Application {
                     shutdown,
                 )
                 .await?;
-                let connected = events.connected_flag();
-                kit = kit.with_check("broker", move || {
-                    let up = connected.load(std::sync::atomic::Ordering::Relaxed);
-                    async move {
-                        if up {
-                            Ok(())
-                        } else {
-                            Err("not connected to the event broker".to_owned())
-                        }
-                    }
-                });
+                kit = kit.with_broker(events.connected_flag());
                 Some(events)
             }
             None => {

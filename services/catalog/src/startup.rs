@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -66,26 +65,6 @@ fn kit(state: &AppState) -> Kit {
         .with_openapi(crate::routes::openapi())
 }
 
-/// The broker as a readiness dependency, when events are on.
-fn with_broker(kit: Kit, events: Option<&Events>) -> Kit {
-    match events {
-        None => kit,
-        Some(events) => {
-            let connected = events.connected_flag();
-            kit.with_check("broker", move || {
-                let up = connected.load(Ordering::Relaxed);
-                async move {
-                    if up {
-                        Ok(())
-                    } else {
-                        Err("not connected to the event broker".to_owned())
-                    }
-                }
-            })
-        }
-    }
-}
-
 /// The service bound to its port, ready to run.
 #[derive(Debug)]
 pub struct Application {
@@ -145,7 +124,11 @@ impl Application {
             shutdown.clone(),
         ));
         let state = AppState::new(config.pool, config.verifier);
-        let router = with_broker(kit(&state), events.as_ref())
+        let mut kit = kit(&state);
+        if let Some(events) = &events {
+            kit = kit.with_broker(events.connected_flag());
+        }
+        let router = kit
             .with_shutdown(shutdown)
             .wrap(crate::routes::routes(state));
         Ok(Application {

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -205,16 +205,7 @@ async fn purge_keys(pool: PgPool, shutdown: Shutdown) {
 fn router_with(state: AppState, shutdown: Shutdown, broker: Option<Arc<AtomicBool>>) -> Router {
     let mut kit = kit(&state).with_shutdown(shutdown);
     if let Some(connected) = broker {
-        kit = kit.with_check("broker", move || {
-            let up = connected.load(Ordering::Relaxed);
-            async move {
-                if up {
-                    Ok(())
-                } else {
-                    Err("not connected to the event broker".to_owned())
-                }
-            }
-        });
+        kit = kit.with_broker(connected);
     }
     kit.wrap(crate::routes::routes(state))
 }

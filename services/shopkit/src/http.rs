@@ -85,6 +85,21 @@ impl Kit {
         self
     }
 
+    /// The event broker as a readiness dependency: ready only while `connected`
+    /// ([`crate::events::Events::connected_flag`]) says the connection is up.
+    pub fn with_broker(self, connected: Arc<std::sync::atomic::AtomicBool>) -> Self {
+        self.with_check("broker", move || {
+            let up = connected.load(std::sync::atomic::Ordering::Relaxed);
+            async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err("not connected to the event broker".to_owned())
+                }
+            }
+        })
+    }
+
     pub fn with_openapi(mut self, doc: utoipa::openapi::OpenApi) -> Self {
         self.openapi = Some(Arc::new(doc));
         self
@@ -419,6 +434,27 @@ mod tests {
         assert!(
             body.contains("http_request_duration_seconds_bucket"),
             "{body}"
+        );
+    }
+}
+
+/// The `bearer` security scheme (a JWT in `Authorization: Bearer …`) every service's
+/// OpenAPI document declares: `#[openapi(modifiers(&shopkit::http::BearerAuth))]`.
+#[derive(Debug, Clone, Copy)]
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
         );
     }
 }
