@@ -82,6 +82,22 @@ async fn seen(
     }
 }
 
+/// Waits until the SKU's `(on_hand, reserved, available)` is `want`.
+async fn wait_stock(bed: &Testbed, sku: &str, want: (i64, i64, i64)) {
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    loop {
+        let now = bed.stock(sku).await.unwrap();
+        if now == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{sku}: {now:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 fn quantity_of(cart: &Value, sku: &str) -> i64 {
     cart["lines"]
         .as_array()
@@ -172,15 +188,7 @@ async fn browse_cart_live_checkout_pay_and_a_declined_card() {
 
     // Stock decremented for good, the cart emptied (the open tab sees it too), the
     // ledger matches the order.
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    while bed.stock("MUG-1").await.unwrap() != (3, 0, 3) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            bed.stock("MUG-1").await
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_stock(&bed, "MUG-1", (3, 0, 3)).await;
     seen(&mut tab, |c| {
         c["lines"].as_array().is_some_and(Vec::is_empty)
     })
@@ -222,15 +230,7 @@ async fn browse_cart_live_checkout_pay_and_a_declined_card() {
         cancelled["cancellation_reason"], "payment_declined",
         "{cancelled}"
     );
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    while bed.stock("MUG-1").await.unwrap() != (3, 0, 3) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            bed.stock("MUG-1").await
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_stock(&bed, "MUG-1", (3, 0, 3)).await;
     assert_eq!(ledger_balance(&bed, &declined_order.to_string()).await, 0);
     // The declined order's cart is kept for another try.
     let kept = bed
@@ -288,15 +288,7 @@ async fn two_hundred_buyers_for_twenty_items() {
     }
     assert_eq!(paid, 20, "{}", bed.logs());
     assert_eq!(out_of_stock, 180);
-    let deadline = tokio::time::Instant::now() + WITHIN;
-    while bed.stock("HOT-1").await.unwrap() != (0, 0, 0) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{:?}",
-            bed.stock("HOT-1").await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_stock(&bed, "HOT-1", (0, 0, 0)).await;
     let charges: i64 =
         sqlx::query_scalar("SELECT count(*) FROM ledger_entries WHERE kind = 'charge'")
             .fetch_one(bed.pool("payment").unwrap())

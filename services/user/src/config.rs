@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shopkit::config::{ConfigError, Settings};
+use shopkit::events::EventsConfig;
 use sqlx::PgPool;
 
 use crate::client::TrustedProxies;
@@ -22,6 +23,9 @@ pub struct Config {
     /// `SHUTDOWN_DRAIN_MS`.
     pub drain: Duration,
     pub options: Options,
+    /// `AMQP_URL` (+ the `AMQP_PASSWORD` secret): where the outbox relay publishes the
+    /// service's `user.*` events. `None`: they wait in the outbox.
+    pub events: Option<EventsConfig>,
 }
 
 impl Config {
@@ -32,6 +36,7 @@ impl Config {
             pool: shopkit::db::pool_from_settings(settings)?,
             drain: shopkit::cli::drain_period(settings)?,
             options: Options::from_settings(settings)?,
+            events: EventsConfig::from_settings(settings)?,
         })
     }
 }

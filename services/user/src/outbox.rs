@@ -1,6 +1,6 @@
 //! Events for other services, written to the `outbox` table in the same transaction as
-//! the change they describe. A relay (not part of this service yet) publishes them to the
-//! broker and sets `published_at`; the notification service turns the ones that carry a
+//! the change they describe. shopkit's relay (started when `AMQP_URL` is set) publishes
+//! them to the broker and sets `published_at`; the notification service turns the ones that carry a
 //! token into emails.
 //!
 //! Every row's `envelope` is the message as it will be published:

@@ -9,6 +9,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::FromRef;
 use shopkit::auth::Verifier;
+use shopkit::events::Events;
 use shopkit::http::Kit;
 use shopkit::shutdown::{Shutdown, ShutdownTrigger};
 use sqlx::PgPool;
@@ -121,10 +122,12 @@ fn kit(state: &AppState) -> Kit {
         .with_openapi(crate::routes::openapi())
 }
 
-fn router_with_shutdown(state: AppState, shutdown: Shutdown) -> Router {
-    kit(&state)
-        .with_shutdown(shutdown)
-        .wrap(crate::routes::routes(state))
+fn router_with_shutdown(state: AppState, shutdown: Shutdown, events: Option<&Events>) -> Router {
+    let mut kit = kit(&state).with_shutdown(shutdown);
+    if let Some(events) = events {
+        kit = kit.with_broker(events.connected_flag());
+    }
+    kit.wrap(crate::routes::routes(state))
 }
 
 /// The service bound to its port, ready to run.
@@ -136,6 +139,7 @@ pub struct Application {
     state: AppState,
     trigger: ShutdownTrigger,
     drain: Duration,
+    events: Option<Events>,
 }
 
 impl Application {
@@ -152,9 +156,16 @@ impl Application {
             .local_addr()
             .context("reading the bound port")?
             .port();
-        let state = AppState::new(config.pool, config.options, clock)?;
         let (trigger, shutdown) = shopkit::shutdown::channel();
-        let router = router_with_shutdown(state.clone(), shutdown);
+        // The relay only: the user service consumes no events.
+        let events = match config.events {
+            Some(events) => Some(
+                Events::start(events, config.pool.clone(), Vec::new(), shutdown.clone()).await?,
+            ),
+            None => None,
+        };
+        let state = AppState::new(config.pool, config.options, clock)?;
+        let router = router_with_shutdown(state.clone(), shutdown, events.as_ref());
         Ok(Application {
             port,
             listener,
@@ -162,6 +173,7 @@ impl Application {
             state,
             trigger,
             drain: config.drain,
+            events,
         })
     }
 
@@ -181,6 +193,7 @@ impl Application {
             state,
             trigger,
             drain,
+            events,
             ..
         } = self;
         let maintenance = tokio::spawn(async move {
@@ -204,6 +217,10 @@ impl Application {
         };
         let served = shopkit::cli::serve(listener, router, stop).await;
         maintenance.abort();
+        // The relay's last pass publishes what committed before the shutdown.
+        if let Some(events) = events {
+            events.stopped().await;
+        }
         served
     }
 }

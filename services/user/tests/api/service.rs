@@ -356,3 +356,72 @@ async fn the_binary_reads_the_admin_password_from_stdin() {
         .unwrap();
     assert_eq!(admins, 1);
 }
+
+#[tokio::test]
+async fn with_a_broker_the_outbox_is_published_with_confirms() {
+    let db = TestDb::new(&user::MIGRATOR).await.unwrap();
+    let broker = shopkit::testing::TestBroker::new().await.unwrap();
+    let pem = shopkit::auth::keys::generate_pem().unwrap();
+    let config = Config::from_settings(&base_settings(
+        &pem,
+        &[
+            ("DATABASE_URL", &db.url),
+            ("AMQP_URL", &broker.url),
+            ("PORT", "0"),
+            ("BIND_ADDR", "127.0.0.1"),
+            ("SHUTDOWN_DRAIN_MS", "0"),
+        ],
+    ))
+    .unwrap();
+    let app = Application::build_with_clock(config, Clock::system())
+        .await
+        .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    // Ready includes the broker once connected.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let ready: serde_json::Value = client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if ready["status"] == "ready" {
+            assert!(ready.to_string().contains("broker"), "{ready}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{ready}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let registered = client
+        .post(format!("{base}/register"))
+        .json(&json!({"email": "relay@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 202);
+    loop {
+        let (all, published): (i64, i64) =
+            sqlx::query_as("SELECT count(*), count(published_at) FROM outbox")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        if all >= 1 && published == all {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{published} of {all} published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
