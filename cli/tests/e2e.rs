@@ -100,6 +100,9 @@ async fn build_images() {
             "rabbitmq".into(),
             "gateway".into(),
             "catalog".into(),
+            "cart".into(),
+            "order".into(),
+            "payment".into(),
             "user".into(),
         ],
         ..Default::default()
@@ -415,6 +418,111 @@ async fn admins_write_the_catalog_and_customers_cannot(dir: &Path, port: u16) {
         .await
         .unwrap();
     assert_eq!(nobody.status(), 401);
+
+    buys_through_the_gateway(&client, port, &customer, "E2E-ADMIN-1").await;
+}
+
+/// A customer's checkout through the gateway, with the token the user service issued:
+/// cart, order, test-card payment, paid — events between the containers over RabbitMQ.
+async fn buys_through_the_gateway(client: &reqwest::Client, port: u16, token: &str, sku: &str) {
+    let api = |service: &str| format!("http://127.0.0.1:{port}/api/{service}");
+    let json = |r: reqwest::Response| async move {
+        let status = r.status();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        assert!(status.is_success(), "{status}: {body}");
+        body
+    };
+    let cart = json(
+        client
+            .get(format!("{}/carts/mine", api("cart")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cart_id = cart["id"].as_str().unwrap().to_owned();
+    json(
+        client
+            .post(format!("{}/carts/{cart_id}/items", api("cart")))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"sku": sku, "quantity": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let order = json(
+        client
+            .post(format!("{}/orders", api("order")))
+            .bearer_auth(token)
+            .header("Idempotency-Key", "e2e-order-1")
+            .json(&serde_json::json!({"cart_id": cart_id}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let payment = loop {
+        let page = json(
+            client
+                .get(format!("{}/payments?order_id={order_id}", api("payment")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if let Some(p) = page["items"].as_array().and_then(|i| i.first()) {
+            break p.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no payment intent for {order_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let paid = json(
+        client
+            .post(format!(
+                "{}/payments/{}/confirm",
+                api("payment"),
+                payment["id"].as_str().unwrap()
+            ))
+            .bearer_auth(token)
+            .header("Idempotency-Key", "e2e-pay-1")
+            .json(
+                &serde_json::json!({"payment_method": {"type": "card", "number": "4242424242424242",
+                "exp_month": 12, "exp_year": 2034, "cvc": "123"}}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(paid["status"], "succeeded", "{paid}");
+    loop {
+        let order = json(
+            client
+                .get(format!("{}/orders/{order_id}", api("order")))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if order["status"] == "paid" {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "order is {}",
+            order["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
