@@ -211,6 +211,12 @@ async fn shop_lifecycle_on_the_real_engine() {
 
     admins_write_the_catalog_and_customers_cannot(&dir, gateway_port(&shop)).await;
 
+    // The checkout parked nothing; `shopctl events` reaches the broker to say so.
+    let (code, stdout, stderr) = shopctl(&dir, &["--json", "events"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let parked: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(parked, serde_json::json!([]), "{stdout}");
+
     // Scale up under load: three healthy replicas, all answering, no failed request.
     let load = Load::start(&format!("{base}/products/{id}"));
     tokio::time::sleep(Duration::from_secs(1)).await;
