@@ -10,6 +10,10 @@ use uuid::Uuid;
 
 use crate::Testbed;
 
+/// How often a buyer looks again at an order or for its payment intent: what a
+/// storefront's status page would do (every poll is a request the services serve).
+pub const POLL: Duration = Duration::from_millis(25);
+
 /// Test card numbers of the built-in test gateway.
 pub const CARD_OK: &str = "4242424242424242";
 pub const CARD_DECLINED: &str = "4000000000000002";
@@ -217,7 +221,7 @@ impl Testbed {
                     current["status"]
                 );
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
@@ -247,7 +251,7 @@ impl Testbed {
             if tokio::time::Instant::now() > deadline {
                 bail!("no payment for order {order}");
             }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+            tokio::time::sleep(POLL).await;
         }
     }
 
