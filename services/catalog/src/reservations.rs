@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shopkit::events::{self, Envelope, Handler, HandlerError};
+use shopkit::http::TraceContext;
 use sqlx::{Acquire, PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -59,6 +60,7 @@ pub async fn reserve(
     order_id: Uuid,
     lines: &[OrderLine],
     ttl: Duration,
+    trace: Option<&TraceContext>,
 ) -> Result<Reserved, HandlerError> {
     // Duplicate SKUs are summed; the BTreeMap also gives the lock order.
     let mut wanted: BTreeMap<&str, i64> = BTreeMap::new();
@@ -119,7 +121,7 @@ pub async fn reserve(
             SOURCE,
             "inventory.rejected",
             serde_json::json!({"order_id": order_id, "reason": "out_of_stock", "skus": short}),
-            None,
+            trace,
         )
         .await?;
         crate::metrics::reservation("rejected");
@@ -150,23 +152,27 @@ pub async fn reserve(
         SOURCE,
         "inventory.reserved",
         serde_json::json!({"order_id": order_id, "expires_at": expires_at}),
-        None,
+        trace,
     )
     .await?;
-    stock_changed(conn, &levels).await?;
+    stock_changed(conn, &levels, trace).await?;
     crate::metrics::reservation("reserved");
     Ok(Reserved::All)
 }
 
 /// Tells carts about new availability.
-async fn stock_changed(conn: &mut PgConnection, levels: &[(String, i32)]) -> sqlx::Result<()> {
+async fn stock_changed(
+    conn: &mut PgConnection,
+    levels: &[(String, i32)],
+    trace: Option<&TraceContext>,
+) -> sqlx::Result<()> {
     for (sku, available) in levels {
         events::record(
             conn,
             SOURCE,
             "inventory.changed",
             serde_json::json!({"sku": sku, "available": available}),
-            None,
+            trace,
         )
         .await?;
     }
@@ -199,6 +205,7 @@ pub async fn settle(
     conn: &mut PgConnection,
     order_id: Uuid,
     how: Settle,
+    trace: Option<&TraceContext>,
 ) -> Result<bool, HandlerError> {
     let active = sqlx::query(
         "UPDATE reservations SET status = $2, settled_at = now()
@@ -263,12 +270,12 @@ pub async fn settle(
             SOURCE,
             "inventory.expired",
             serde_json::json!({"order_id": order_id}),
-            None,
+            trace,
         )
         .await?;
     }
     if how != Settle::Commit {
-        stock_changed(conn, &levels).await?;
+        stock_changed(conn, &levels, trace).await?;
     }
     crate::metrics::reservation(how.status());
     Ok(true)
@@ -285,7 +292,8 @@ pub async fn sweep(pool: &PgPool) -> Result<usize, HandlerError> {
     .fetch_all(&mut *tx)
     .await?;
     for order_id in &due {
-        settle(&mut tx, *order_id, Settle::Expire).await?;
+        // No request caused an expiry: a trace of its own.
+        settle(&mut tx, *order_id, Settle::Expire, None).await?;
     }
     tx.commit().await?;
     Ok(due.len())
@@ -316,19 +324,21 @@ pub struct CheckoutEvents {
 #[async_trait::async_trait]
 impl Handler for CheckoutEvents {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        let trace = event.trace_context();
+        let trace = trace.as_ref();
         match event.event_type.as_str() {
             "order.created" => {
                 let order: OrderCreated = event.data()?;
-                reserve(conn, order.order_id, &order.lines, self.ttl).await?;
+                reserve(conn, order.order_id, &order.lines, self.ttl, trace).await?;
             }
             "order.cancelled" => {
                 let order: OrderRef = event.data()?;
-                settle(conn, order.order_id, Settle::Release).await?;
+                settle(conn, order.order_id, Settle::Release, trace).await?;
             }
             "payment.succeeded" => {
                 let order: OrderRef = event.data()?;
                 // After an expiry nothing is committed: the order service refunds.
-                settle(conn, order.order_id, Settle::Commit).await?;
+                settle(conn, order.order_id, Settle::Commit, trace).await?;
             }
             other => tracing::debug!(event.type = other, "not a catalog event"),
         }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use shopkit::events::{Envelope, Handler, HandlerError, Subscription};
-use shopkit::http::TraceContext;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -74,23 +73,10 @@ impl PaymentId {
     }
 }
 
-/// The trace of the request that caused `event`, to carry on into the events it causes.
-fn trace_of(event: &Envelope) -> Option<TraceContext> {
-    let trace = event.trace.as_ref()?;
-    Some(TraceContext {
-        trace_id: trace.get("trace_id")?.as_str()?.to_owned(),
-        request_id: trace
-            .get("request_id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned(),
-    })
-}
-
 /// Applies one event. `Ok` with what happened (also when nothing did); errors are the
 /// database's (retried) or malformed data (parked).
 pub async fn on_event(conn: &mut PgConnection, event: &Envelope) -> Result<Outcome, HandlerError> {
-    let trace = trace_of(event);
+    let trace = event.trace_context();
     let cause = Cause {
         event_id: Some(event.id),
         trace: trace.as_ref(),
@@ -195,9 +181,9 @@ mod tests {
     #[test]
     fn traces_carry_on() {
         let mut event = Envelope::new("catalog", types::INVENTORY_RESERVED, serde_json::json!({}));
-        assert!(trace_of(&event).is_none());
+        assert!(event.trace_context().is_none());
         event.trace = Some(serde_json::json!({"trace_id": "abc", "request_id": "r1"}));
-        let trace = trace_of(&event).unwrap();
+        let trace = event.trace_context().unwrap();
         assert_eq!(
             (trace.trace_id.as_str(), trace.request_id.as_str()),
             ("abc", "r1")

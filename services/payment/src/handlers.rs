@@ -80,7 +80,7 @@ impl Handler for OrderEvents {
                 cancelled(conn, self.provider.as_ref(), &event.data()?).await?;
             }
             REFUND_REQUESTED => {
-                let trace = trace_of(event);
+                let trace = event.trace_context();
                 refund_requested(conn, self.provider.as_ref(), &event.data()?, trace.as_ref())
                     .await?;
             }
@@ -90,19 +90,6 @@ impl Handler for OrderEvents {
         }
         Ok(())
     }
-}
-
-/// The trace of the request behind an event, carried on to the events it causes.
-fn trace_of(event: &Envelope) -> Option<shopkit::http::TraceContext> {
-    let trace = event.trace.as_ref()?;
-    Some(shopkit::http::TraceContext {
-        trace_id: trace.get("trace_id")?.as_str()?.to_owned(),
-        request_id: trace
-            .get("request_id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned(),
-    })
 }
 
 /// What an event handler did (for tests and logs).

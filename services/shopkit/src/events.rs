@@ -88,6 +88,20 @@ impl Envelope {
     pub fn trace_id(&self) -> Option<&str> {
         self.trace.as_ref()?.get("trace_id")?.as_str()
     }
+
+    /// The trace of the request behind the event, to carry on into the events it causes
+    /// (so that one checkout is one trace across services).
+    pub fn trace_context(&self) -> Option<TraceContext> {
+        let trace = self.trace.as_ref()?;
+        Some(TraceContext {
+            trace_id: trace.get("trace_id")?.as_str()?.to_owned(),
+            request_id: trace
+                .get("request_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        })
+    }
 }
 
 /// Writes an event into the outbox on `conn` — the caller's transaction, so the event
@@ -484,6 +498,16 @@ mod tests {
         let back: Envelope = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.trace_id(), Some("t"));
+        let carried = back.trace_context().unwrap();
+        assert_eq!(
+            (carried.trace_id.as_str(), carried.request_id.as_str()),
+            ("t", "r")
+        );
+        assert!(
+            Envelope::new("a", "b.c", serde_json::Value::Null)
+                .trace_context()
+                .is_none()
+        );
     }
 
     #[test]

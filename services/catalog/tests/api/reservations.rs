@@ -38,7 +38,7 @@ async fn level(app: &TestApp, sku: &str) -> (i32, i32) {
 }
 
 fn order_created(order_id: Uuid, lines: &[(&str, i32)]) -> Envelope {
-    Envelope::new(
+    let mut event = Envelope::new(
         "order",
         "order.created",
         json!({
@@ -46,7 +46,9 @@ fn order_created(order_id: Uuid, lines: &[(&str, i32)]) -> Envelope {
             "currency": "USD", "total_minor": 0,
             "lines": lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q, "unit_price_minor": 4900})).collect::<Vec<_>>(),
         }),
-    )
+    );
+    event.trace = Some(json!({"trace_id": format!("trace-{order_id}"), "request_id": "r"}));
+    event
 }
 
 fn about(event_type: &str, order_id: Uuid) -> Envelope {
@@ -80,6 +82,11 @@ async fn an_order_reserves_all_its_lines_or_none() {
     let reserved = emitted(&app, "inventory.reserved").await;
     assert_eq!(reserved.len(), 1);
     assert_eq!(reserved[0].data["order_id"], fits.to_string());
+    // One checkout, one trace: the answer carries the order's trace on.
+    assert_eq!(
+        reserved[0].trace_id(),
+        Some(format!("trace-{fits}").as_str())
+    );
 
     // OX-L has nothing left: the OX-M line of this order is not held either.
     let short = Uuid::now_v7();
@@ -214,7 +221,7 @@ async fn cancellation_releases_and_expiry_releases_and_tells_the_order() {
     assert_eq!(level(&app, "OX-M").await, (20, 0));
     let mut conn = app.pool().acquire().await.unwrap();
     assert!(
-        !reservations::settle(&mut conn, expiring, Settle::Commit)
+        !reservations::settle(&mut conn, expiring, Settle::Commit, None)
             .await
             .unwrap()
     );
