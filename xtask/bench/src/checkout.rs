@@ -49,11 +49,77 @@ pub struct Report {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub checkouts: Stats,
+    /// Where an event's time goes, over every event of the run: committed → published
+    /// by the relay, and committed → applied by each consumer (its inbox row).
+    pub event_lag: EventLag,
     pub buyers: usize,
     pub skus: usize,
     pub goals: Goals,
     pub machine: Machine,
     pub notes: Vec<&'static str>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct EventLag {
+    pub events: usize,
+    pub relay_p50_ms: f64,
+    pub relay_p99_ms: f64,
+    pub deliveries: usize,
+    pub applied_p50_ms: f64,
+    pub applied_p99_ms: f64,
+}
+
+/// The p-th percentile (0..=100) of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    load::round3(sorted[rank.min(sorted.len() - 1)])
+}
+
+/// Reads the lags off the services' outboxes and inboxes.
+async fn event_lag(bed: &Testbed) -> anyhow::Result<EventLag> {
+    use std::collections::HashMap;
+    let mut committed: HashMap<uuid::Uuid, chrono::DateTime<chrono::Utc>> = HashMap::new();
+    let mut relay = Vec::new();
+    for service in testbed::SERVICES {
+        let rows: Vec<(
+            uuid::Uuid,
+            chrono::DateTime<chrono::Utc>,
+            Option<chrono::DateTime<chrono::Utc>>,
+        )> = sqlx::query_as("SELECT id, occurred_at, published_at FROM outbox")
+            .fetch_all(bed.pool(service)?)
+            .await?;
+        for (id, occurred, published) in rows {
+            committed.insert(id, occurred);
+            if let Some(published) = published {
+                relay.push((published - occurred).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            }
+        }
+    }
+    let mut applied = Vec::new();
+    for service in testbed::SERVICES {
+        let rows: Vec<(uuid::Uuid, chrono::DateTime<chrono::Utc>)> =
+            sqlx::query_as("SELECT message_id, handled_at FROM inbox")
+                .fetch_all(bed.pool(service)?)
+                .await?;
+        for (id, handled) in rows {
+            if let Some(occurred) = committed.get(&id) {
+                applied.push((handled - *occurred).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            }
+        }
+    }
+    relay.sort_by(f64::total_cmp);
+    applied.sort_by(f64::total_cmp);
+    Ok(EventLag {
+        events: relay.len(),
+        relay_p50_ms: percentile(&relay, 50.0),
+        relay_p99_ms: percentile(&relay, 99.0),
+        deliveries: applied.len(),
+        applied_p50_ms: percentile(&applied, 50.0),
+        applied_p99_ms: percentile(&applied, 99.0),
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +132,7 @@ const NOTES: &[&str] = &[
     "one operation = one buyer's whole checkout over HTTP: cart, add line, POST /orders (Idempotency-Key), poll the order until the reservation answered, poll for the payment intent, confirm with the test card, poll until paid; polls every 25 ms",
     "catalog, cart, order and payment run as release processes, each with a pool of 20 connections, on one PostgreSQL (fsync off) and one RabbitMQ node, all on this machine's cores together with the load generator",
     "a failed checkout (any non-2xx, or an order that ends cancelled) counts as an error",
+    "event_lag: occurred_at is the producer's clock at record time (before its commit), handled_at the start of the consumer's transaction; warm-up events included",
 ];
 
 pub async fn main(args: &Args) -> anyhow::Result<Report> {
@@ -74,6 +141,11 @@ pub async fn main(args: &Args) -> anyhow::Result<Report> {
     eprintln!(
         "bench checkout: {:.1} orders/s, p50 {:.1} ms, p99 {:.1} ms ({} errors) with {} buyers",
         report.orders_per_s, report.p50_ms, report.p99_ms, report.checkouts.errors, report.buyers
+    );
+    let lag = &report.event_lag;
+    eprintln!(
+        "bench checkout: events relayed p50 {:.1} / p99 {:.1} ms after recording, applied p50 {:.1} / p99 {:.1} ms after",
+        lag.relay_p50_ms, lag.relay_p99_ms, lag.applied_p50_ms, lag.applied_p99_ms
     );
     eprintln!("bench: report written to {}", args.out.display());
     Ok(report)
@@ -115,6 +187,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         }
     })
     .await?;
+    let event_lag = event_lag(&bed).await?;
     let machine = report::machine(&bed.databases["order"].url, load_before).await;
     let orders_per_s = load::round3(
         checkouts.rps * (1.0 - checkouts.errors as f64 / checkouts.requests.max(1) as f64),
@@ -136,6 +209,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
             },
         },
         checkouts,
+        event_lag,
         buyers: args.buyers,
         skus: args.skus,
         machine,
