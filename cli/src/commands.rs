@@ -689,6 +689,25 @@ pub async fn up(
                 error: e,
             })?;
     }
+    // Healthy is not yet reachable: the gateway picks new containers up a moment later.
+    let running: Vec<String> = world
+        .containers
+        .iter()
+        .filter(|c| c.role == "service" && c.running)
+        .map(|c| c.component.clone())
+        .collect();
+    let probes = crate::gateway::probes(shop, &running);
+    let deadline = Instant::now() + timeout.saturating_sub(started.elapsed());
+    let unrouted = crate::gateway::wait_routed(&probes, deadline).await;
+    if !unrouted.is_empty() {
+        return Err(Failure {
+            code: exit::UNHEALTHY,
+            error: anyhow::anyhow!(
+                "healthy, but the gateway does not route {} yet; see `shopctl logs gateway`",
+                unrouted.join(", ")
+            ),
+        });
+    }
     report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
 }

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod down;
 pub mod engine;
 pub mod events;
+pub mod gateway;
 pub mod images;
 pub mod init;
 pub mod keys;
