@@ -127,20 +127,20 @@ pub async fn record(
 /// Writes a prepared envelope into the outbox (see [`record`]).
 pub async fn record_envelope(conn: &mut PgConnection, envelope: &Envelope) -> sqlx::Result<()> {
     let json = serde_json::to_value(envelope).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    // One round trip: the notification rides along with the insert. PostgreSQL delivers
+    // it on commit only, folded into one per transaction.
     sqlx::query(
-        "INSERT INTO outbox (id, event_type, occurred_at, envelope) VALUES ($1, $2, $3, $4)",
+        "WITH wake AS (SELECT pg_notify($5, ''))
+         INSERT INTO outbox (id, event_type, occurred_at, envelope)
+         SELECT $1, $2, $3, $4 FROM wake",
     )
     .bind(envelope.id)
     .bind(&envelope.event_type)
     .bind(envelope.occurred_at)
     .bind(json)
+    .bind(OUTBOX_CHANNEL)
     .execute(&mut *conn)
     .await?;
-    // Delivered on commit only, and folded into one per transaction by PostgreSQL.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(OUTBOX_CHANNEL)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 
