@@ -10,12 +10,17 @@ use clap::{Parser, Subcommand};
 mod bench_up;
 
 /// Debian packages the test suite needs on a brand-new machine: a PostgreSQL server and
-/// RabbitMQ (the services' tests start throw-away servers with their binaries) and
-/// debootstrap (the base of the locally built infrastructure images).
+/// RabbitMQ (the services' tests start throw-away servers with their binaries),
+/// debootstrap (the base of the locally built infrastructure images), promtool (checks
+/// the generated Prometheus configuration and rules) and Chromium with its WebDriver (the
+/// storefront's browser tests).
 const TEST_PACKAGES: &[(&str, &str)] = &[
     ("postgresql", "/usr/lib/postgresql"),
     ("rabbitmq-server", "/usr/lib/rabbitmq/bin/rabbitmq-server"),
     ("debootstrap", "/usr/sbin/debootstrap"),
+    ("prometheus", "/usr/bin/promtool"),
+    ("chromium", "/usr/bin/chromium"),
+    ("chromium-driver", "/usr/bin/chromedriver"),
 ];
 
 #[derive(Debug, Parser)]
