@@ -12,6 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::config::{ConfigError, Settings};
+use crate::discovery::Discovery;
 
 /// The subcommands every service has. A service adds its own with `#[command(flatten)]`.
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -47,12 +48,43 @@ pub fn drain_period(settings: &Settings) -> Result<Duration, ConfigError> {
     ))
 }
 
-/// Serves `app` until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves `app` until `shutdown` resolves, then lets in-flight requests finish. With
+/// `CONSUL_HTTP_ADDR` set, the replica is registered with Consul while it serves.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let discovery = Discovery::from_settings(&Settings::from_env())?;
+    serve_registered(listener, app, shutdown, discovery).await
+}
+
+/// [`serve`] with the Consul registration given: registered once listening (retrying
+/// until the agent answers), deregistered as soon as `shutdown` resolves, before the
+/// requests in flight finish.
+pub async fn serve_registered(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    discovery: Option<Discovery>,
+) -> anyhow::Result<()> {
+    let port = listener
+        .local_addr()
+        .context("reading the bound port")?
+        .port();
+    let registering = discovery.as_ref().map(|d| d.spawn_register(port));
+    let shutdown = async move {
+        shutdown.await;
+        if let Some(registering) = registering {
+            registering.abort();
+        }
+        if let Some(discovery) = discovery {
+            match discovery.deregister().await {
+                Ok(()) => tracing::info!("deregistered from consul"),
+                Err(e) => tracing::warn!(error = format!("{e:#}"), "consul deregistration failed"),
+            }
+        }
+    };
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -125,6 +125,37 @@ impl Visit for JsonVisitor<'_> {
     }
 }
 
+/// The Elasticsearch mapping of these lines, for the `logging` profile's index template
+/// (`shopctl` installs it): the ECS fields the formatter and the request log write,
+/// typed; any other field (a handler's own `sku = …`) is a keyword through the dynamic
+/// template. Log lines carry dotted keys; Filebeat expands them into these objects.
+pub fn ecs_mappings() -> Value {
+    let keyword = || serde_json::json!({ "type": "keyword" });
+    serde_json::json!({
+        "dynamic_templates": [{
+            "strings_as_keyword": {
+                "match_mapping_type": "string",
+                "mapping": { "type": "keyword", "ignore_above": 1024 }
+            }
+        }],
+        "properties": {
+            "@timestamp": { "type": "date" },
+            "message": { "type": "match_only_text" },
+            "error": { "type": "text" },
+            "log": { "properties": { "level": keyword(), "logger": keyword() } },
+            "service": { "properties": { "name": keyword() } },
+            "ecs": { "properties": { "version": keyword() } },
+            "trace": { "properties": { "id": keyword() } },
+            "url": { "properties": { "path": keyword() } },
+            "event": { "properties": { "duration": { "type": "long" } } },
+            "http": { "properties": {
+                "request": { "properties": { "id": keyword(), "method": keyword() } },
+                "response": { "properties": { "status_code": { "type": "long" } } }
+            } }
+        }
+    })
+}
+
 /// A `MakeWriter` that appends to a shared buffer; lets tests read what was logged.
 #[derive(Debug, Clone, Default)]
 pub struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -188,5 +219,64 @@ mod tests {
         assert_eq!(line["http.request.method"], "GET");
         assert_eq!(line["sku"], "SKU-1");
         assert!(line["@timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    /// The type the mapping gives a dotted key, walking `properties`.
+    fn mapped_type<'a>(mappings: &'a Value, key: &str) -> Option<&'a str> {
+        if let Some(field) = mappings["properties"].get(key) {
+            return field["type"].as_str();
+        }
+        let mut node = mappings;
+        for part in key.split('.') {
+            node = node["properties"].get(part)?;
+        }
+        node["type"].as_str()
+    }
+
+    /// Every field of a real request log line is mapped, with a type that takes its value.
+    #[tokio::test]
+    async fn the_index_mapping_covers_every_field_of_a_request_line() {
+        use tower::ServiceExt;
+        let logs = CapturedLogs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(JsonFields::new())
+            .event_format(EcsFormat::new("catalog"))
+            .with_writer(logs.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let app = crate::http::Kit::new("catalog").wrap(axum::Router::new());
+        let request = axum::http::Request::get("/no-such-route")
+            .header("x-request-id", "req-1")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 404);
+        tracing::error!(error = "connection refused", "a failure");
+
+        let mappings = ecs_mappings();
+        let text = logs.contents();
+        let lines: Vec<Map<String, Value>> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let request_line = lines
+            .iter()
+            .find(|l| l.contains_key("http.response.status_code"))
+            .unwrap_or_else(|| panic!("no request line in {text}"));
+        assert_eq!(request_line["http.request.id"], "req-1");
+        for line in &lines {
+            for (key, value) in line {
+                let ty = mapped_type(&mappings, key)
+                    .unwrap_or_else(|| panic!("{key} (in {line:?}) is not in the index mapping"));
+                let fits = match value {
+                    Value::String(_) => {
+                        ["keyword", "text", "match_only_text", "date"].contains(&ty)
+                    }
+                    Value::Number(_) => ty == "long",
+                    _ => false,
+                };
+                assert!(fits, "{key} = {value} does not fit its mapped type {ty}");
+            }
+        }
     }
 }
