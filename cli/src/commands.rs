@@ -708,6 +708,14 @@ pub async fn up(
             ),
         });
     }
+    if running.iter().any(|c| c == "elasticsearch") && running.iter().any(|c| c == "kibana") {
+        crate::logging::after_up(&engine.docker, shop)
+            .await
+            .map_err(|e| Failure {
+                code: exit::UNHEALTHY,
+                error: e,
+            })?;
+    }
     report.elapsed_s = started.elapsed().as_secs_f64();
     Ok(report)
 }

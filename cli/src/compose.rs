@@ -94,6 +94,9 @@ fn service(spec: &ContainerSpec, needs: &Map<String, Value>) -> Map<String, Valu
             }),
         );
     }
+    if let Some(user) = &spec.user {
+        service.insert("user".into(), json!(user));
+    }
     if let Some(bytes) = spec.memory_bytes {
         service.insert("mem_limit".into(), json!(bytes));
     }
@@ -156,6 +159,7 @@ mod tests {
             aliases: vec![],
             file_digests: BTreeMap::new(),
             stop_grace_s: 15,
+            user: None,
         }
     }
 

@@ -18,6 +18,9 @@ use crate::shop::{Shop, parse_memory};
 /// The port every Shopstack service listens on inside its container.
 pub const SERVICE_PORT: u16 = 8080;
 
+/// Where the engine keeps each container's JSON log (the `json-file` driver's default).
+const CONTAINER_LOGS: &str = "/var/lib/docker/containers";
+
 /// `only`: these components and what they depend on; `None`: all enabled ones.
 /// `image_ids`: the engine's id per image name (missing images are checked before).
 pub fn desired(
@@ -180,6 +183,7 @@ fn provision_job(
             aliases: Vec::new(),
             file_digests,
             stop_grace_s: 10,
+            user: None,
         },
     })
 }
@@ -248,6 +252,13 @@ fn container_spec(
             read_only: true,
         });
     }
+    if component.container_logs {
+        mounts.push(Mount::Bind {
+            source: CONTAINER_LOGS.into(),
+            target: CONTAINER_LOGS.into(),
+            read_only: true,
+        });
+    }
 
     let ports = component
         .ports
@@ -295,6 +306,7 @@ fn container_spec(
         } else {
             30
         },
+        user: component.user.clone(),
     })
 }
 

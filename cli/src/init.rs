@@ -22,6 +22,7 @@ const PROVISION_DATABASE: &str =
     include_str!("../../templates/config/postgres/provision-database.sh");
 const PROMETHEUS_TEMPLATE: &str =
     include_str!("../../templates/config/prometheus/prometheus.yml.tera");
+const FILEBEAT_TEMPLATE: &str = include_str!("../../templates/config/filebeat/filebeat.yml.tera");
 
 /// How many ports above a taken default to try before giving up.
 const PORT_SEARCH: u16 = 100;
@@ -175,6 +176,14 @@ pub fn init(
     write_file(
         &opts.dir.join("config/prometheus/prometheus.yml"),
         &prometheus,
+        0o644,
+    )?;
+
+    let filebeat =
+        tera::Tera::one_off(FILEBEAT_TEMPLATE, &ctx, false).context("rendering filebeat.yml")?;
+    write_file(
+        &opts.dir.join("config/filebeat/filebeat.yml"),
+        &filebeat,
         0o644,
     )?;
 

@@ -15,6 +15,7 @@ pub mod gateway;
 pub mod images;
 pub mod init;
 pub mod keys;
+pub mod logging;
 pub mod logs;
 pub mod output;
 pub mod planner;

@@ -59,6 +59,10 @@ pub struct ContainerSpec {
     pub file_digests: BTreeMap<String, String>,
     /// Seconds between SIGTERM and SIGKILL when the container is stopped.
     pub stop_grace_s: i64,
+    /// Who the process runs as, when not the image's own user. Left out of the hash when
+    /// absent, so that specs without it keep their hashes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 impl ContainerSpec {
@@ -317,6 +321,7 @@ mod tests {
             aliases: vec!["catalog".into()],
             file_digests: BTreeMap::new(),
             stop_grace_s: 10,
+            user: None,
         }
     }
 

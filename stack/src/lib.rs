@@ -145,6 +145,12 @@ pub struct Component {
     /// Mounts the engine socket (the gateway's and Prometheus's Docker discovery).
     #[serde(default)]
     pub docker_socket: bool,
+    /// The user the process runs as, when not the image's own.
+    pub user: Option<String>,
+    /// Mounts the engine's container log directory read-only (Filebeat ships the shop's
+    /// logs from there).
+    #[serde(default)]
+    pub container_logs: bool,
 }
 
 fn one() -> u32 {

@@ -101,6 +101,7 @@ fn create_body(spec: &ContainerSpec, replica: u32, hash: &str) -> ContainerCreat
         labels: Some(labels),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
         stop_timeout: Some(spec.stop_grace_s),
+        user: spec.user.clone(),
         healthcheck: spec.health.as_ref().map(|h| HealthConfig {
             test: Some(h.test.clone()),
             interval: Some(h.interval_ms as i64 * MS),
