@@ -4,8 +4,9 @@
 //! replicas through Consul's catalog, which lists only instances whose check passes.
 //!
 //! The settings are Consul's own `CONSUL_HTTP_ADDR` / `CONSUL_HTTP_TOKEN`, plus what
-//! `shopctl` sets per replica: `CONSUL_SERVICE_NAME`, `CONSUL_SERVICE_ID`,
-//! `CONSUL_SERVICE_ADDRESS` (the container's name on the shop network),
+//! `shopctl` sets per service: `CONSUL_SERVICE_NAME`, optionally `CONSUL_SERVICE_ID` and
+//! `CONSUL_SERVICE_ADDRESS` (default: `<name>-<hostname>` and the hostname, which is the
+//! container's short id, resolvable on the shop network),
 //! `CONSUL_SERVICE_TAGS` (a JSON array: the same `traefik.*` routing labels the Docker
 //! mode puts on the container) and `CONSUL_SERVICE_META` (a JSON object). Without
 //! `CONSUL_HTTP_ADDR` nothing registers (the Docker mode).
@@ -77,12 +78,20 @@ impl Discovery {
         let Some(addr) = settings.get("CONSUL_HTTP_ADDR") else {
             return Ok(None);
         };
-        let hint = "shopctl sets it for every replica when the shop's discovery is \"consul\"";
+        let hint = "shopctl sets it for every service when the shop's discovery is \"consul\"";
         let name = settings.required("CONSUL_SERVICE_NAME", hint)?;
-        let address = settings.required("CONSUL_SERVICE_ADDRESS", hint)?;
+        // A container's hostname is its short id, which Docker's DNS resolves on the
+        // shop network: the default address of a replica, without per-replica settings.
+        let address = match settings.get("CONSUL_SERVICE_ADDRESS") {
+            Some(address) => address.to_owned(),
+            None => settings.required(
+                "HOSTNAME",
+                "set CONSUL_SERVICE_ADDRESS to the address Consul's check should probe",
+            )?,
+        };
         let id = settings
             .get("CONSUL_SERVICE_ID")
-            .map_or_else(|| address.clone(), str::to_owned);
+            .map_or_else(|| format!("{name}-{address}"), str::to_owned);
         let tags = json_setting(settings, "CONSUL_SERVICE_TAGS", "a JSON array of strings")?;
         let meta = json_setting(settings, "CONSUL_SERVICE_META", "a JSON object of strings")?;
         let agent = Agent::new(addr, settings.secret("CONSUL_HTTP_TOKEN")?).map_err(|e| {
@@ -308,7 +317,7 @@ mod tests {
         .unwrap()
         .unwrap();
         let r = d.registration(8080);
-        assert_eq!(r.id, "shop-catalog-2");
+        assert_eq!(r.id, "catalog-shop-catalog-2");
         assert_eq!(r.check.http, "http://shop-catalog-2:8080/health/ready");
         assert_eq!(r.tags, vec!["traefik.enable=true"]);
         assert_eq!(r.meta.get("replica").map(String::as_str), Some("2"));
@@ -318,7 +327,21 @@ mod tests {
             "http://shop-catalog-2:8080/health/ready"
         );
         assert_eq!(json["Check"]["DeregisterCriticalServiceAfter"], "1m");
-        assert_eq!(json["ID"], "shop-catalog-2");
+        assert_eq!(json["ID"], "catalog-shop-catalog-2");
+    }
+
+    #[test]
+    fn a_replica_defaults_to_its_hostname() {
+        let d = Discovery::from_settings(&settings(&[
+            ("CONSUL_HTTP_ADDR", "http://consul:8500"),
+            ("CONSUL_SERVICE_NAME", "cart"),
+            ("HOSTNAME", "3f2a9c1b7d4e"),
+        ]))
+        .unwrap()
+        .unwrap();
+        let r = d.registration(8080);
+        assert_eq!(r.id, "cart-3f2a9c1b7d4e");
+        assert_eq!(r.address, "3f2a9c1b7d4e");
     }
 
     #[test]
