@@ -120,7 +120,7 @@ pub async fn run_once(
     now: DateTime<Utc>,
 ) -> anyhow::Result<Vec<Attempt>> {
     let lease_until = now + chrono::Duration::from_std(policy.lease)?;
-    let claimed: Vec<Claimed> = sqlx::query_as(
+    let mut claimed: Vec<Claimed> = sqlx::query_as(
         "UPDATE messages SET attempts = attempts + 1, next_attempt_at = $2
          WHERE id IN (SELECT id FROM messages
                       WHERE status = 'pending' AND next_attempt_at <= $1
@@ -132,6 +132,8 @@ pub async fn run_once(
     .bind(policy.batch)
     .fetch_all(pool)
     .await?;
+    // RETURNING keeps no order; oldest first.
+    claimed.sort_by_key(|m| m.id);
     // One after the other: a pass is a batch of short calls, and a provider's rate
     // limit is kinder to one caller at a time.
     let mut attempts = Vec::with_capacity(claimed.len());
