@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use crate::card::ConfirmRequest;
 use crate::confirm::{self, AuthenticateRequest};
+use crate::intent::{self, PaymentSession};
 use crate::model::{Payment, PaymentPage, PaymentRow};
+use crate::provider::PublicConfig;
 use crate::startup::AppState;
 use crate::store::{self, Filter};
 
@@ -196,4 +198,41 @@ pub(crate) async fn authenticate_payment(
     let trace = trace.map(|Extension(t)| t);
     let row = confirm::authenticate(&state, &caller, id, request, trace.as_ref()).await?;
     Ok(no_store(Json(row.view())))
+}
+
+/// What the storefront may know about the payment provider: its name, whether it is
+/// live, and its public keys (Stripe's publishable key, PayPal's client id). No token
+/// needed; nothing secret.
+#[utoipa::path(
+    get, path = "/payments/config", tag = "payments",
+    responses(
+        (status = 200, description = "The provider's public configuration", body = PublicConfig),
+    )
+)]
+pub(crate) async fn payment_config(State(state): State<AppState>) -> Response {
+    Json(state.provider().public_config()).into_response()
+}
+
+/// Makes the payment ready at the provider and returns what the buyer's browser needs
+/// to pay there: Stripe's client secret (Payment Element), PayPal's approval link (the
+/// payment moves to `requires_action`, `next_action.redirect_url`). The buyer only.
+#[utoipa::path(
+    post, path = "/payments/{id}/intent", tag = "payments", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The payment's id, or its order's id")),
+    responses(
+        (status = 200, description = "The payment and what to pay it with", body = PaymentSession),
+        (status = 401, description = "No valid token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the buyer (an admin)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such payment (yet), or not the caller's", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The payment is not waiting to be paid", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The provider did not answer; retry", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn start_payment(
+    caller: Caller,
+    State(state): State<AppState>,
+    Path(id): Path<Uuid>,
+) -> ApiResult<Response> {
+    let session = intent::start(&state, &caller, id).await?;
+    Ok(no_store(Json(session)))
 }

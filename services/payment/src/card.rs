@@ -1,6 +1,9 @@
-//! Card details as a confirmation carries them, validated, and kept out of logs: the
-//! number and CVC are only ever handed to the provider. What is stored and shown is the
-//! brand and the last four digits ([`CardSummary`]).
+//! Payment methods as a confirmation carries them: card details (the test gateway), or a
+//! token that the provider's own client-side code made (a Stripe PaymentMethod id such
+//! as `pm_card_visa`), so that no card data reaches this service. Card details are
+//! validated and kept out of logs: the number and CVC are only ever handed to the
+//! provider. What is stored and shown is the brand and the last four digits
+//! ([`CardSummary`]).
 
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -17,7 +20,9 @@ pub struct ConfirmRequest {
     pub payment_method: PaymentMethodInput,
 }
 
-/// A payment method as sent. Only `type: "card"` exists so far.
+/// A payment method as sent: `type: "card"` with the card's fields (the test gateway),
+/// or `type: "token"` with the `id` of a payment method the provider tokenised in the
+/// browser (Stripe: `pm_…`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentMethodInput {
@@ -25,14 +30,21 @@ pub struct PaymentMethodInput {
     #[schema(example = "card")]
     pub kind: String,
     /// 12–19 digits (spaces allowed). With the test gateway one of its test numbers.
+    #[serde(default)]
     #[schema(example = "4242424242424242")]
     pub number: String,
+    #[serde(default)]
     #[schema(example = 12)]
     pub exp_month: i64,
+    #[serde(default)]
     #[schema(example = 2030)]
     pub exp_year: i64,
+    #[serde(default)]
     #[schema(example = "123")]
     pub cvc: String,
+    /// `type: "token"`: the provider's payment method id, e.g. `pm_card_visa`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 // Never print what a customer typed: requests are logged by accident far too easily.
@@ -50,6 +62,7 @@ impl std::fmt::Debug for PaymentMethodInput {
             .field("kind", &self.kind)
             .field("number", &"[redacted]")
             .field("cvc", &"[redacted]")
+            .field("id", &self.id)
             .finish_non_exhaustive()
     }
 }
@@ -84,7 +97,7 @@ impl Card {
             ));
         };
         if input.kind != "card" {
-            error("type", "must be \"card\" (the only payment method so far)");
+            error("type", "must be \"card\" or \"token\"");
         }
         let number: String = input.number.chars().filter(|c| *c != ' ').collect();
         if !(12..=19).contains(&number.len()) || !number.bytes().all(|b| b.is_ascii_digit()) {
@@ -165,6 +178,56 @@ impl Card {
     }
 }
 
+/// A validated payment method: card details, or a provider's token for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentMethod {
+    Card(Card),
+    /// The provider's id of a payment method it holds (Stripe `pm_…`): no card data.
+    Token(String),
+}
+
+/// The longest token id taken (Stripe's ids are far shorter).
+const MAX_TOKEN_LEN: usize = 255;
+
+impl PaymentMethod {
+    /// Checks a payment method; every problem is a 422 naming the field.
+    pub fn parse(input: &PaymentMethodInput, today: NaiveDate) -> Result<PaymentMethod, ApiError> {
+        if input.kind != "token" {
+            return Card::parse(input, today).map(PaymentMethod::Card);
+        }
+        let mut errors = Vec::new();
+        let id = input.id.as_deref().unwrap_or_default();
+        if id.is_empty()
+            || id.len() > MAX_TOKEN_LEN
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            errors.push(FieldError::new(
+                "payment_method.id",
+                "must be the provider's payment method id, e.g. pm_card_visa",
+            ));
+        }
+        if !input.number.is_empty() || !input.cvc.is_empty() || input.exp_month != 0 {
+            errors.push(FieldError::new(
+                "payment_method.number",
+                "a token carries no card details; send only type and id",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(PaymentMethod::Token(id.to_owned()))
+        } else {
+            Err(ApiError::Validation(errors))
+        }
+    }
+
+    /// What is kept of it: a card's brand and last four digits; nothing of a token.
+    pub fn summary(&self) -> Option<CardSummary> {
+        match self {
+            PaymentMethod::Card(card) => Some(card.summary()),
+            PaymentMethod::Token(_) => None,
+        }
+    }
+}
+
 /// The Luhn check digit test every card number passes.
 fn luhn_valid(digits: &str) -> bool {
     let sum: u32 = digits
@@ -195,6 +258,7 @@ mod tests {
             exp_month: month,
             exp_year: year,
             cvc: cvc.into(),
+            id: None,
         }
     }
 
@@ -269,6 +333,43 @@ mod tests {
         assert_eq!(brand("378282246310005"), "amex");
         assert_eq!(brand("6011111111111117"), "discover");
         assert_eq!(brand("3056930009020004"), "unknown");
+    }
+
+    #[test]
+    fn a_token_carries_an_id_and_no_card() {
+        let token = |id: Option<&str>, number: &str| PaymentMethodInput {
+            kind: "token".into(),
+            number: number.into(),
+            exp_month: 0,
+            exp_year: 0,
+            cvc: String::new(),
+            id: id.map(str::to_owned),
+        };
+        let method = PaymentMethod::parse(&token(Some("pm_card_visa"), ""), today()).unwrap();
+        assert_eq!(method, PaymentMethod::Token("pm_card_visa".into()));
+        assert_eq!(method.summary(), None);
+        assert_eq!(
+            fields(PaymentMethod::parse(&token(None, ""), today()).unwrap_err()),
+            ["payment_method.id"]
+        );
+        assert_eq!(
+            fields(
+                PaymentMethod::parse(&token(Some("pm 1"), "4242424242424242"), today())
+                    .unwrap_err()
+            ),
+            ["payment_method.id", "payment_method.number"]
+        );
+        let body: ConfirmRequest = serde_json::from_value(
+            serde_json::json!({"payment_method": {"type": "token", "id": "pm_x"}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            PaymentMethod::parse(&body.payment_method, today()),
+            Ok(PaymentMethod::Token(_))
+        ));
+        // A card's request serialises as before (its idempotency fingerprint is unchanged).
+        let card = input("4242424242424242", 1, 2030, "123");
+        assert!(!serde_json::to_string(&card).unwrap().contains("\"id\""));
     }
 
     #[test]

@@ -12,7 +12,10 @@ use shopkit::config::{ConfigError, Settings};
 use shopkit::events::EventsConfig;
 use sqlx::PgPool;
 
-use crate::provider::{Provider, TestGateway, test_gateway};
+use crate::provider::paypal::{self, PayPal, PayPalConfig};
+use crate::provider::stripe::{self, Stripe, StripeConfig};
+use crate::provider::{Provider, Retry, TestGateway, test_gateway};
+use crate::webhooks::Webhooks;
 
 /// How long a provider call may take before a `processing` payment counts as interrupted
 /// and is resolved by asking the provider (`PAYMENT_PROCESSING_TIMEOUT_SECS`).
@@ -49,8 +52,11 @@ pub struct Config {
     /// `AUTH_JWKS_URL` or `AUTH_JWKS_FILE` (+ `AUTH_ISSUER`, `AUTH_AUDIENCE`): every
     /// endpoint needs a token.
     pub verifier: Verifier,
-    /// `PAYMENT_PROVIDER` (default `test`).
+    /// `PAYMENT_PROVIDER` (default `test`) and its credentials.
     pub provider: Arc<dyn Provider>,
+    /// What verifies the provider's webhooks (`STRIPE_WEBHOOK_SECRET`, PayPal's
+    /// `PAYPAL_WEBHOOK_ID`); empty for the test gateway.
+    pub webhooks: Webhooks,
     /// `SHOP_MODE` (default `development`).
     pub mode: ShopMode,
     /// `AMQP_URL` (+ `AMQP_PASSWORD` secret); `None`: no events are consumed, and the
@@ -85,6 +91,7 @@ impl Config {
             pool,
             verifier,
             provider: Arc::new(TestGateway),
+            webhooks: Webhooks::default(),
             mode: ShopMode::Development,
             events: None,
             processing_timeout: DEFAULT_PROCESSING_TIMEOUT,
@@ -94,8 +101,8 @@ impl Config {
 
     /// Must run inside a Tokio runtime (the pool spawns its maintenance task).
     pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
-        let mode: ShopMode = settings.parse_or("SHOP_MODE", ShopMode::Development)?;
-        let provider = provider_from_settings(settings, mode)?;
+        let mode = shop_mode(settings)?;
+        let Providers { provider, webhooks } = providers_from_settings(settings, mode)?;
         let addr = shopkit::cli::bind_addr(settings)?;
         let drain = shopkit::cli::drain_period(settings)?;
         let processing_timeout = Duration::from_secs(settings.parse_or(
@@ -119,6 +126,7 @@ impl Config {
             pool,
             verifier,
             provider,
+            webhooks,
             mode,
             events,
             processing_timeout,
@@ -127,37 +135,197 @@ impl Config {
     }
 }
 
+/// `SHOP_MODE`, else `SHOPSTACK_MODE` (what shopctl sets for every service), else
+/// development.
+pub fn shop_mode(settings: &Settings) -> Result<ShopMode, ConfigError> {
+    if settings.get("SHOP_MODE").is_none() && settings.get("SHOPSTACK_MODE").is_some() {
+        return settings.parse_or("SHOPSTACK_MODE", ShopMode::Development);
+    }
+    settings.parse_or("SHOP_MODE", ShopMode::Development)
+}
+
+/// The configured provider and what verifies its webhooks.
+#[derive(Debug, Clone)]
+pub struct Providers {
+    pub provider: Arc<dyn Provider>,
+    pub webhooks: Webhooks,
+}
+
 /// The provider `PAYMENT_PROVIDER` names, if `mode` allows it.
 pub fn provider_from_settings(
     settings: &Settings,
     mode: ShopMode,
 ) -> Result<Arc<dyn Provider>, ConfigError> {
+    Ok(providers_from_settings(settings, mode)?.provider)
+}
+
+/// A secret the chosen provider cannot work without; the message names the variable
+/// and the file of the shop's `secrets/` directory to create.
+fn provider_secret(settings: &Settings, name: &str, what: &str) -> Result<String, ConfigError> {
+    let file = name.to_lowercase();
+    settings.secret(name)?.ok_or_else(|| ConfigError {
+        name: name.to_owned(),
+        problem: format!(
+            "is not set, and PAYMENT_PROVIDER={} needs it: {what}. With shopctl, put it in the \
+             shop's secrets/{file} (mounted as {}/{file}); or name a file in {name}_FILE, or \
+             set {name}",
+            settings.get("PAYMENT_PROVIDER").unwrap_or_default(),
+            settings.secrets_dir().display()
+        ),
+    })
+}
+
+/// Refuses a value that is not the kind of key its variable takes (keys pasted into the
+/// wrong file).
+fn expect_prefix(name: &str, value: &str, prefixes: &[&str]) -> Result<(), ConfigError> {
+    if prefixes.iter().any(|p| value.starts_with(p)) {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            name: name.to_owned(),
+            problem: format!(
+                "does not look like one: it should start with {}",
+                prefixes.join(" or ")
+            ),
+        })
+    }
+}
+
+fn url_setting(
+    settings: &Settings,
+    name: &str,
+    default: Option<&str>,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = settings.get(name).or(default) else {
+        return Ok(None);
+    };
+    if value.starts_with("https://") || value.starts_with("http://") {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err(ConfigError {
+            name: name.to_owned(),
+            problem: format!("has the value {value:?}; expected an http(s):// URL"),
+        })
+    }
+}
+
+fn client_error(name: &str, err: &anyhow::Error) -> ConfigError {
+    ConfigError {
+        name: name.to_owned(),
+        problem: format!("could not be used: {err:#}"),
+    }
+}
+
+/// The provider `PAYMENT_PROVIDER` names with its credentials, if `mode` allows it.
+pub fn providers_from_settings(
+    settings: &Settings,
+    mode: ShopMode,
+) -> Result<Providers, ConfigError> {
     let name = settings
         .get("PAYMENT_PROVIDER")
         .unwrap_or(test_gateway::NAME);
-    let provider: Arc<dyn Provider> = match name {
-        test_gateway::NAME => Arc::new(TestGateway),
-        "stripe" | "paypal" => {
-            return Err(ConfigError {
-                name: "PAYMENT_PROVIDER".into(),
-                problem: format!(
-                    "is {name:?}, which this version does not support yet; the only provider \
-                     is \"test\" (the built-in test gateway, development mode only)"
-                ),
-            });
+    let return_url = url_setting(settings, "PAYMENT_RETURN_URL", None)?;
+    let providers = match name {
+        test_gateway::NAME => Providers {
+            provider: Arc::new(TestGateway),
+            webhooks: Webhooks::default(),
+        },
+        stripe::NAME => {
+            let secret_key = provider_secret(
+                settings,
+                "STRIPE_SECRET_KEY",
+                "the secret API key from Stripe's dashboard (sk_live_… or sk_test_…)",
+            )?;
+            expect_prefix("STRIPE_SECRET_KEY", &secret_key, &["sk_", "rk_"])?;
+            let webhook_secrets: Vec<String> = provider_secret(
+                settings,
+                "STRIPE_WEBHOOK_SECRET",
+                "the signing secret of the webhook endpoint (whsec_…; several, comma-separated, \
+                 while one is rolled)",
+            )?
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
+            for secret in &webhook_secrets {
+                expect_prefix("STRIPE_WEBHOOK_SECRET", secret, &["whsec_"])?;
+            }
+            let publishable_key = provider_secret(
+                settings,
+                "STRIPE_PUBLISHABLE_KEY",
+                "the publishable key for Stripe.js in the storefront (pk_live_… or pk_test_…; not \
+                 secret)",
+            )?;
+            expect_prefix("STRIPE_PUBLISHABLE_KEY", &publishable_key, &["pk_"])?;
+            let api_base =
+                url_setting(settings, "STRIPE_API_BASE", Some(stripe::DEFAULT_API_BASE))?
+                    .unwrap_or_default();
+            let stripe = Stripe::new(StripeConfig {
+                api_base,
+                secret_key,
+                publishable_key: Some(publishable_key),
+                return_url,
+                retry: Retry::default(),
+            })
+            .map_err(|e| client_error("STRIPE_API_BASE", &e))?;
+            Providers {
+                provider: Arc::new(stripe),
+                webhooks: Webhooks {
+                    stripe_secrets: webhook_secrets,
+                    paypal: None,
+                },
+            }
+        }
+        paypal::NAME => {
+            let client_id = provider_secret(
+                settings,
+                "PAYPAL_CLIENT_ID",
+                "the REST app's client id from PayPal's developer dashboard",
+            )?;
+            let client_secret = provider_secret(
+                settings,
+                "PAYPAL_CLIENT_SECRET",
+                "the REST app's secret from PayPal's developer dashboard",
+            )?;
+            let webhook_id = provider_secret(
+                settings,
+                "PAYPAL_WEBHOOK_ID",
+                "the id PayPal shows for the webhook pointing at /api/payment/webhooks/paypal",
+            )?;
+            let api_base =
+                url_setting(settings, "PAYPAL_API_BASE", Some(paypal::DEFAULT_API_BASE))?
+                    .unwrap_or_default();
+            let paypal = Arc::new(
+                PayPal::new(PayPalConfig {
+                    api_base,
+                    client_id,
+                    client_secret,
+                    webhook_id,
+                    return_url,
+                    retry: Retry::default(),
+                })
+                .map_err(|e| client_error("PAYPAL_API_BASE", &e))?,
+            );
+            Providers {
+                provider: paypal.clone(),
+                webhooks: Webhooks {
+                    stripe_secrets: Vec::new(),
+                    paypal: Some(paypal),
+                },
+            }
         }
         other => {
             return Err(ConfigError {
                 name: "PAYMENT_PROVIDER".into(),
                 problem: format!(
                     "has the unknown value {other:?}: expected \"test\" (the built-in test \
-                     gateway; stripe and paypal are planned)"
+                     gateway, development only), \"stripe\" or \"paypal\""
                 ),
             });
         }
     };
-    check_mode(mode, provider.as_ref())?;
-    Ok(provider)
+    check_mode(mode, providers.provider.as_ref())?;
+    Ok(providers)
 }
 
 /// A shop in production mode never takes payments through a test provider.
@@ -211,6 +379,83 @@ mod tests {
             assert!(text.contains("SHOP_MODE=production"), "{text}");
             assert!(text.contains("configure a real payment provider"), "{text}");
         }
+    }
+
+    #[test]
+    fn a_missing_key_names_the_variable_and_the_secret_file() {
+        let dir = std::env::temp_dir().join(format!("payment-secrets-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let secrets = dir.display().to_string();
+        let base = [
+            ("PAYMENT_PROVIDER", "stripe"),
+            ("SECRETS_DIR", secrets.as_str()),
+        ];
+        let err = provider_from_settings(&settings(&base), ShopMode::Production).unwrap_err();
+        assert_eq!(err.name, "STRIPE_SECRET_KEY");
+        assert!(
+            err.to_string().contains("secrets/stripe_secret_key"),
+            "{err}"
+        );
+        std::fs::write(dir.join("stripe_secret_key"), "sk_test_123\n").unwrap();
+        let err = provider_from_settings(&settings(&base), ShopMode::Production).unwrap_err();
+        assert_eq!(err.name, "STRIPE_WEBHOOK_SECRET");
+        std::fs::write(dir.join("stripe_webhook_secret"), "whsec_a, whsec_b").unwrap();
+        let err = provider_from_settings(&settings(&base), ShopMode::Production).unwrap_err();
+        assert_eq!(err.name, "STRIPE_PUBLISHABLE_KEY");
+        let mut vars = base.to_vec();
+        vars.push(("STRIPE_PUBLISHABLE_KEY", "sk_test_swapped"));
+        let err = provider_from_settings(&settings(&vars), ShopMode::Production).unwrap_err();
+        assert!(err.to_string().contains("pk_"), "{err}");
+        vars.pop();
+        vars.push(("STRIPE_PUBLISHABLE_KEY", "pk_test_123"));
+        // Production mode takes a real provider.
+        let providers = providers_from_settings(&settings(&vars), ShopMode::Production).unwrap();
+        assert_eq!(providers.provider.name(), "stripe");
+        assert_eq!(providers.webhooks.stripe_secrets, ["whsec_a", "whsec_b"]);
+        let public = providers.provider.public_config();
+        assert_eq!(public.publishable_key.as_deref(), Some("pk_test_123"));
+        assert!(!format!("{:?}", providers.provider).contains("sk_test_123"));
+
+        let paypal = [
+            ("PAYMENT_PROVIDER", "paypal"),
+            ("SECRETS_DIR", secrets.as_str()),
+        ];
+        let err = provider_from_settings(&settings(&paypal), ShopMode::Development).unwrap_err();
+        assert_eq!(err.name, "PAYPAL_CLIENT_ID");
+        assert!(
+            err.to_string().contains("secrets/paypal_client_id"),
+            "{err}"
+        );
+        std::fs::write(dir.join("paypal_client_id"), "AYclient").unwrap();
+        std::fs::write(dir.join("paypal_client_secret"), "ELsecret").unwrap();
+        let err = provider_from_settings(&settings(&paypal), ShopMode::Development).unwrap_err();
+        assert_eq!(err.name, "PAYPAL_WEBHOOK_ID");
+        std::fs::write(dir.join("paypal_webhook_id"), "WH-1").unwrap();
+        let providers = providers_from_settings(&settings(&paypal), ShopMode::Development).unwrap();
+        assert_eq!(
+            providers.provider.public_config().client_id.as_deref(),
+            Some("AYclient")
+        );
+        assert!(providers.webhooks.paypal.is_some());
+        assert!(!format!("{:?}", providers.provider).contains("ELsecret"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shopctls_mode_variable_counts_too() {
+        assert_eq!(
+            shop_mode(&settings(&[("SHOPSTACK_MODE", "production")])).unwrap(),
+            ShopMode::Production
+        );
+        assert_eq!(
+            shop_mode(&settings(&[
+                ("SHOPSTACK_MODE", "production"),
+                ("SHOP_MODE", "development")
+            ]))
+            .unwrap(),
+            ShopMode::Development
+        );
+        assert_eq!(shop_mode(&settings(&[])).unwrap(), ShopMode::Development);
     }
 
     #[test]

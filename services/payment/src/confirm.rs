@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use axum::http::StatusCode;
 
-use crate::card::{Card, ConfirmRequest};
+use crate::card::{ConfirmRequest, PaymentMethod};
 use crate::model::{PaymentRow, Status};
 use crate::process::{self, Step};
 use crate::provider::{ActionOutcome, ProviderError};
@@ -44,7 +44,7 @@ fn not_yet(id: Uuid) -> ApiError {
 }
 
 /// Why a payment in `status` cannot be confirmed (or authenticated) now.
-fn conflict(payment: &PaymentRow) -> ApiError {
+pub(crate) fn conflict(payment: &PaymentRow) -> ApiError {
     let id = payment.id;
     ApiError::Conflict(match payment.status() {
         Status::Succeeded => format!("payment {id} has succeeded already"),
@@ -67,7 +67,7 @@ fn conflict(payment: &PaymentRow) -> ApiError {
 }
 
 /// The caller's payment by its id or its order's id; 404 when it is not (yet) theirs.
-async fn buyers_payment(
+pub(crate) async fn buyers_payment(
     conn: &mut PgConnection,
     caller: &Caller,
     id: Uuid,
@@ -111,11 +111,15 @@ pub async fn confirm(
     request: &ConfirmRequest,
     trace: Option<&TraceContext>,
 ) -> Result<StoredResponse, ApiError> {
-    let card = Card::parse(&request.payment_method, chrono::Utc::now().date_naive())?;
+    let method = PaymentMethod::parse(&request.payment_method, chrono::Utc::now().date_naive())?;
+    let field = match method {
+        PaymentMethod::Card(_) => "payment_method.number",
+        PaymentMethod::Token(_) => "payment_method.id",
+    };
     state
         .provider()
-        .check_card(&card)
-        .map_err(|e| ApiError::invalid("payment_method.number", e.to_string()))?;
+        .check_method(&method)
+        .map_err(|e| ApiError::invalid(field, e.to_string()))?;
     let body = serde_json::to_vec(request).map_err(|e| ApiError::Internal(e.into()))?;
     let path = format!("/payments/{id}/confirm");
     let fingerprint = idempotency::fingerprint(&[b"POST", path.as_bytes(), &body]);
@@ -133,14 +137,14 @@ pub async fn confirm(
     if payment.status() != Status::RequiresPaymentMethod {
         return Err(conflict(&payment));
     }
-    let summary = card.summary();
+    let summary = method.summary();
     let claimed = {
         let mut conn = state.pool().acquire().await?;
         match store::claim(
             &mut conn,
             payment.id,
             Status::RequiresPaymentMethod,
-            Some(&summary),
+            summary.as_ref(),
         )
         .await?
         {
@@ -158,7 +162,7 @@ pub async fn confirm(
         state,
         &mut tx,
         &claimed,
-        Step::Confirm(&card),
+        Step::Confirm(&method),
         Settled::RequiresPaymentMethod,
         trace,
     )

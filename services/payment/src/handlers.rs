@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::model::{EntryKind, Status};
 use crate::process::{self, SOURCE, event_types};
-use crate::provider::{Provider, ProviderError, idempotency_key};
+use crate::provider::{Provider, ProviderError, RefundRequest, idempotency_key};
 use crate::store::{self, NewPayment};
 
 /// The consumer's name (= its queue).
@@ -219,13 +219,14 @@ pub async fn refund_requested(
             payment.id
         )));
     };
+    let request = RefundRequest {
+        provider_ref: payment.provider_ref.as_deref().unwrap_or(charge_ref),
+        charge_ref,
+        amount_minor: payment.amount_minor,
+        currency: &payment.currency,
+    };
     let refund = provider
-        .refund(
-            charge_ref,
-            payment.amount_minor,
-            &payment.currency,
-            &idempotency_key(payment.id, "refund"),
-        )
+        .refund(&request, &idempotency_key(payment.id, "refund"))
         .await
         .map_err(provider_error)?;
     let Some(row) = store::mark_refunded(conn, payment.id).await? else {

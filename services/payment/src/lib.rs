@@ -1,6 +1,6 @@
-//! The payment service: one payment intent per order awaiting payment, confirmed with a
-//! card through a [`provider::Provider`] (the built-in test gateway for now; Stripe and
-//! PayPal later), with an append-only [`ledger`] of money charged and refunded, written
+//! The payment service: one payment intent per order awaiting payment, paid through a
+//! [`provider::Provider`] (the built-in test gateway, Stripe, or PayPal; their webhooks
+//! in [`webhooks`]), with an append-only [`ledger`] of money charged and refunded, written
 //! in the same transaction as the status change and the event it causes. Built on
 //! [`shopkit`]; see `docs/checkout.md` for the events.
 //!
@@ -15,6 +15,7 @@ pub mod cli;
 pub mod config;
 pub mod confirm;
 pub mod handlers;
+pub mod intent;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
@@ -24,6 +25,7 @@ pub mod recovery;
 pub mod routes;
 pub mod startup;
 pub mod store;
+pub mod webhooks;
 
 pub use config::Config;
 pub use routes::openapi;

@@ -16,7 +16,7 @@ use serde_json::json;
 use shopkit::http::TraceContext;
 use sqlx::PgConnection;
 
-use crate::card::Card;
+use crate::card::PaymentMethod;
 use crate::model::{EntryKind, PaymentRow, Status};
 use crate::provider::{
     ActionOutcome, NewIntent, NextAction, Provider, ProviderError, ProviderStatus, idempotency_key,
@@ -38,7 +38,7 @@ pub mod event_types {
 /// What the provider is asked to do with a claimed payment.
 #[derive(Debug, Clone, Copy)]
 pub enum Step<'a> {
-    Confirm(&'a Card),
+    Confirm(&'a PaymentMethod),
     Authenticate(ActionOutcome),
 }
 
@@ -59,9 +59,13 @@ pub async fn drive(
 ) -> Result<Driven, ProviderError> {
     let provider_ref = provider_intent(provider, payment).await?;
     let intent = match step {
-        Step::Confirm(card) => {
+        Step::Confirm(method) => {
             provider
-                .confirm(&provider_ref, card, &idempotency_key(payment.id, "confirm"))
+                .confirm(
+                    &provider_ref,
+                    method,
+                    &idempotency_key(payment.id, "confirm"),
+                )
                 .await?
         }
         Step::Authenticate(outcome) => {

@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::startup::AppState;
-use crate::{admin, api};
+use crate::{admin, api, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,13 +15,15 @@ use crate::{admin, api};
         title = "Shopstack payment",
         description = "Payment intents for orders (created when an order awaits payment), \
                        confirmed with a card through the configured provider, and the ledger \
-                       of money charged and refunded. Every endpoint needs a bearer token; \
+                       of money charged and refunded. Every endpoint needs a bearer token \
+                       except GET /payments/config and the providers' signed webhooks; \
                        /admin needs role admin. Errors are RFC 9457 application/problem+json."
     ),
     modifiers(&BearerAuth),
     tags(
         (name = "payments", description = "The buyer's payments"),
         (name = "admin", description = "Back-office reads; role admin"),
+        (name = "webhooks", description = "The payment provider's events; signed by the provider, no bearer token"),
     ),
     components(schemas(shopkit::error::Problem, shopkit::error::FieldError))
 )]
@@ -30,11 +32,15 @@ struct ApiDoc;
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(api::list_payments))
+        .routes(routes!(api::payment_config))
+        .routes(routes!(api::start_payment))
         .routes(routes!(api::get_payment))
         .routes(routes!(api::confirm_payment))
         .routes(routes!(api::authenticate_payment))
         .routes(routes!(admin::list_payments))
         .routes(routes!(admin::order_ledger))
+        .routes(routes!(webhooks::stripe_webhook))
+        .routes(routes!(webhooks::paypal_webhook))
 }
 
 /// The business routes with their state (not yet wrapped by shopkit's Kit).

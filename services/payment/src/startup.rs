@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::config::Config;
 use crate::handlers::{CONSUMER, OrderEvents, ROUTING_KEYS};
 use crate::provider::Provider;
+use crate::webhooks::Webhooks;
 
 /// What every handler shares. Cheap to clone.
 #[derive(Clone)]
@@ -38,6 +39,8 @@ struct Inner {
     /// duplicates of one key queue up holding their first.
     confirm_slots: Semaphore,
     processing_timeout: Duration,
+    /// What verifies the provider's webhooks (none for the test gateway).
+    webhooks: Webhooks,
 }
 
 impl std::fmt::Debug for AppState {
@@ -59,6 +62,23 @@ impl AppState {
         provider: Arc<dyn Provider>,
         processing_timeout: Duration,
     ) -> Self {
+        Self::with_webhooks(
+            pool,
+            verifier,
+            provider,
+            processing_timeout,
+            Webhooks::default(),
+        )
+    }
+
+    /// Like [`AppState::new`], taking the provider's webhooks too.
+    pub fn with_webhooks(
+        pool: PgPool,
+        verifier: Verifier,
+        provider: Arc<dyn Provider>,
+        processing_timeout: Duration,
+        webhooks: Webhooks,
+    ) -> Self {
         let connections = pool.options().get_max_connections() as usize;
         Self {
             inner: Arc::new(Inner {
@@ -67,8 +87,13 @@ impl AppState {
                 verifier,
                 provider,
                 processing_timeout,
+                webhooks,
             }),
         }
+    }
+
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.inner.webhooks
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -153,11 +178,12 @@ impl Application {
             );
         }
         let (trigger, shutdown) = shopkit::shutdown::channel();
-        let state = AppState::new(
+        let state = AppState::with_webhooks(
             config.pool.clone(),
             config.verifier,
             config.provider.clone(),
             config.processing_timeout,
+            config.webhooks,
         );
         let mut kit = kit(&state).with_shutdown(shutdown.clone());
         let events = match config.events {

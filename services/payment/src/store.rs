@@ -313,3 +313,65 @@ pub async fn stale_processing(
     .fetch_all(conn)
     .await
 }
+
+/// The payment, locked for the rest of the transaction (webhooks).
+pub async fn lock_by_id(conn: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<PaymentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// The payment whose intent at `provider` is `provider_ref`, locked.
+pub async fn lock_by_provider_ref(
+    conn: &mut PgConnection,
+    provider: &str,
+    provider_ref: &str,
+) -> sqlx::Result<Option<PaymentRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM payments WHERE provider = $1 AND provider_ref = $2 FOR UPDATE"
+    )))
+    .bind(provider)
+    .bind(provider_ref)
+    .fetch_optional(conn)
+    .await
+}
+
+/// Remembers the provider's intent of a payment that had none (the first one stays).
+pub async fn attach_provider_ref(
+    conn: &mut PgConnection,
+    id: Uuid,
+    provider_ref: &str,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE payments SET provider_ref = $2, updated_at = now()
+         WHERE id = $1 AND provider_ref IS NULL",
+    )
+    .bind(id)
+    .bind(provider_ref)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records a webhook event as handled; `false` if it was handled before (a redelivery).
+pub async fn record_webhook_event(
+    conn: &mut PgConnection,
+    provider: &str,
+    event_id: &str,
+    event_type: &str,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO webhook_events (provider, event_id, event_type) VALUES ($1, $2, $3)
+         ON CONFLICT (provider, event_id) DO NOTHING",
+    )
+    .bind(provider)
+    .bind(event_id)
+    .bind(event_type)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}

@@ -21,9 +21,9 @@ use uuid::Uuid;
 
 use super::{
     ActionOutcome, NewIntent, NextAction, Provider, ProviderError, ProviderIntent, ProviderRefund,
-    ProviderStatus,
+    ProviderStatus, RefundRequest,
 };
-use crate::card::Card;
+use crate::card::{Card, PaymentMethod};
 
 pub const NAME: &str = "test";
 
@@ -60,9 +60,18 @@ pub struct TestGateway;
 
 impl TestGateway {
     fn intent(provider_ref: &str, status: ProviderStatus) -> ProviderIntent {
-        ProviderIntent {
-            provider_ref: provider_ref.to_owned(),
-            status,
+        ProviderIntent::new(provider_ref, status)
+    }
+
+    /// The card of a payment method; a token is not one of ours.
+    fn card(method: &PaymentMethod) -> Result<&Card, ProviderError> {
+        match method {
+            PaymentMethod::Card(card) => Ok(card),
+            PaymentMethod::Token(_) => Err(ProviderError::InvalidPaymentMethod(
+                "the test gateway takes its test card numbers (type \"card\"), not provider \
+                 tokens"
+                    .into(),
+            )),
         }
     }
 
@@ -89,7 +98,8 @@ impl Provider for TestGateway {
         false
     }
 
-    fn check_card(&self, card: &Card) -> Result<(), ProviderError> {
+    fn check_method(&self, method: &PaymentMethod) -> Result<(), ProviderError> {
+        let card = Self::card(method)?;
         match behaviour(card.number()) {
             Some(_) => Ok(()),
             None => Err(ProviderError::InvalidPaymentMethod(format!(
@@ -121,11 +131,12 @@ impl Provider for TestGateway {
     async fn confirm(
         &self,
         provider_ref: &str,
-        card: &Card,
+        method: &PaymentMethod,
         _idempotency_key: &str,
     ) -> Result<ProviderIntent, ProviderError> {
         Self::suffix(provider_ref)?;
-        self.check_card(card)?;
+        self.check_method(method)?;
+        let card = Self::card(method)?;
         let status = match behaviour(card.number()) {
             Some(Behaviour::Succeeds) => ProviderStatus::RequiresCapture,
             Some(Behaviour::Declined(reason)) => ProviderStatus::Failed {
@@ -177,11 +188,10 @@ impl Provider for TestGateway {
 
     async fn refund(
         &self,
-        charge_ref: &str,
-        amount_minor: i64,
-        _currency: &str,
+        refund: &RefundRequest<'_>,
         _idempotency_key: &str,
     ) -> Result<ProviderRefund, ProviderError> {
+        let (charge_ref, amount_minor) = (refund.charge_ref, refund.amount_minor);
         let suffix = charge_ref.strip_prefix(CHARGE_PREFIX).ok_or_else(|| {
             ProviderError::Rejected(format!(
                 "{charge_ref:?} is not a charge of the test gateway"
@@ -222,15 +232,25 @@ mod tests {
     use super::*;
     use crate::card::PaymentMethodInput;
 
-    fn card(number: &str) -> Card {
+    fn card(number: &str) -> PaymentMethod {
         let input = PaymentMethodInput {
             kind: "card".into(),
             number: number.into(),
             exp_month: 12,
             exp_year: 2030,
             cvc: "123".into(),
+            id: None,
         };
-        Card::parse(&input, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap()
+        PaymentMethod::parse(&input, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()).unwrap()
+    }
+
+    fn refund(charge_ref: &str) -> RefundRequest<'_> {
+        RefundRequest {
+            provider_ref: "tg_pi_x",
+            charge_ref,
+            amount_minor: 500,
+            currency: "EUR",
+        }
     }
 
     async fn intent(gateway: &TestGateway) -> ProviderIntent {
@@ -273,7 +293,7 @@ mod tests {
     #[tokio::test]
     async fn an_unknown_number_names_the_test_numbers() {
         let gateway = TestGateway;
-        let err = gateway.check_card(&card("5555555555554444")).unwrap_err();
+        let err = gateway.check_method(&card("5555555555554444")).unwrap_err();
         let ProviderError::InvalidPaymentMethod(message) = err else {
             panic!("{err:?}");
         };
@@ -310,14 +330,18 @@ mod tests {
         let ProviderStatus::Succeeded { charge_ref } = captured.status else {
             panic!("{captured:?}");
         };
-        let refund = gateway.refund(&charge_ref, 500, "EUR", "r").await.unwrap();
+        let refunded = gateway.refund(&refund(&charge_ref), "r").await.unwrap();
         assert_eq!(
-            refund,
-            gateway.refund(&charge_ref, 500, "EUR", "r").await.unwrap()
+            refunded,
+            gateway.refund(&refund(&charge_ref), "r").await.unwrap()
         );
-        assert!(refund.refund_ref.starts_with(REFUND_PREFIX));
+        assert!(refunded.refund_ref.starts_with(REFUND_PREFIX));
         assert!(gateway.capture("pi_stripe", 500, "c").await.is_err());
-        assert!(gateway.refund("ch_other", 500, "EUR", "r").await.is_err());
+        assert!(gateway.refund(&refund("ch_other"), "r").await.is_err());
+        assert!(matches!(
+            gateway.check_method(&PaymentMethod::Token("pm_card_visa".into())),
+            Err(ProviderError::InvalidPaymentMethod(_))
+        ));
     }
 
     #[tokio::test]

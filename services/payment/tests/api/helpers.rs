@@ -10,11 +10,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, header};
 use payment::AppState;
-use payment::card::Card;
+use payment::card::PaymentMethod;
 use payment::handlers::{self, OrderEvents};
 use payment::provider::{
     ActionOutcome, NewIntent, Provider, ProviderError, ProviderIntent, ProviderRefund,
-    ProviderStatus, TestGateway,
+    ProviderStatus, RefundRequest, TestGateway,
 };
 use serde_json::{Value, json};
 use shopkit::events::{Envelope, HandlerError};
@@ -62,14 +62,23 @@ impl TestApp {
     }
 
     pub async fn with_provider(provider: Arc<dyn Provider>) -> Self {
+        Self::with_webhooks(provider, payment::webhooks::Webhooks::default()).await
+    }
+
+    /// The app with a provider and what verifies its webhooks.
+    pub async fn with_webhooks(
+        provider: Arc<dyn Provider>,
+        webhooks: payment::webhooks::Webhooks,
+    ) -> Self {
         install_tls();
         let db = TestDb::new(&payment::MIGRATOR).await.unwrap();
         let issuer = TestIssuer::new().unwrap();
-        let state = AppState::new(
+        let state = AppState::with_webhooks(
             db.pool.clone(),
             issuer.verifier().unwrap(),
             provider.clone(),
             Duration::from_secs(60),
+            webhooks,
         );
         let user = |roles: &[&str]| {
             let claims = issuer.claims(roles, Duration::from_secs(600));
@@ -244,6 +253,28 @@ impl TestApp {
     }
 }
 
+/// Starts `router` on 127.0.0.1:0 (a provider's fake); its base URL.
+pub async fn serve_fake(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    format!("http://{addr}")
+}
+
+/// A raw POST (webhooks: no token, the provider's headers).
+pub fn raw_post(uri: &str, headers: &[(&str, &str)], body: &[u8]) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request.body(Body::from(body.to_vec())).unwrap()
+}
+
 pub fn post_request(token: &str, uri: &str, key: Option<&str>, body: &Value) -> Request<Body> {
     let mut request = Request::builder()
         .method(Method::POST)
@@ -308,8 +339,8 @@ impl Provider for ScriptedProvider {
         false
     }
 
-    fn check_card(&self, card: &Card) -> Result<(), ProviderError> {
-        self.inner.check_card(card)
+    fn check_method(&self, method: &PaymentMethod) -> Result<(), ProviderError> {
+        self.inner.check_method(method)
     }
 
     async fn create_intent(
@@ -323,13 +354,13 @@ impl Provider for ScriptedProvider {
     async fn confirm(
         &self,
         provider_ref: &str,
-        card: &Card,
+        method: &PaymentMethod,
         key: &str,
     ) -> Result<ProviderIntent, ProviderError> {
         if self.confirm_unanswered.load(Ordering::SeqCst) {
             return Err(ProviderError::Unavailable(anyhow::anyhow!("timed out")));
         }
-        self.inner.confirm(provider_ref, card, key).await
+        self.inner.confirm(provider_ref, method, key).await
     }
 
     async fn complete_action(
@@ -353,15 +384,11 @@ impl Provider for ScriptedProvider {
 
     async fn refund(
         &self,
-        charge_ref: &str,
-        amount_minor: i64,
-        currency: &str,
+        refund: &RefundRequest<'_>,
         key: &str,
     ) -> Result<ProviderRefund, ProviderError> {
         self.refunds.fetch_add(1, Ordering::SeqCst);
-        self.inner
-            .refund(charge_ref, amount_minor, currency, key)
-            .await
+        self.inner.refund(refund, key).await
     }
 
     async fn cancel(&self, provider_ref: &str, key: &str) -> Result<ProviderIntent, ProviderError> {
@@ -371,10 +398,7 @@ impl Provider for ScriptedProvider {
     async fn retrieve(&self, provider_ref: &str) -> Result<ProviderIntent, ProviderError> {
         let scripted = self.retrieve_says.lock().unwrap().clone();
         match scripted {
-            Some(status) => Ok(ProviderIntent {
-                provider_ref: provider_ref.to_owned(),
-                status,
-            }),
+            Some(status) => Ok(ProviderIntent::new(provider_ref, status)),
             None => self.inner.retrieve(provider_ref).await,
         }
     }

@@ -7,5 +7,7 @@ mod confirm;
 mod events;
 mod helpers;
 mod ledger;
+mod paypal;
 mod recovery;
 mod service;
+mod stripe;
