@@ -23,6 +23,15 @@ use crate::shutdown::Shutdown;
 /// enough that a batch publishes in milliseconds.
 const BATCH: i64 = 200;
 
+/// Unpublished events in this service's outbox (every replica reports the same table).
+pub const OUTBOX_PENDING: &str = "outbox_pending";
+/// Age of the oldest unpublished event, in seconds; 0 when the outbox is drained.
+pub const OUTBOX_OLDEST_PENDING: &str = "outbox_oldest_pending_seconds";
+
+/// How often the relay measures its backlog for the gauges: Prometheus's scrape
+/// interval, so a busy relay adds one small query per 5 s, not one per event.
+const BACKLOG_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Runs until shutdown (then `Ok`) or until the broker connection fails (`Err`).
 pub async fn run(
     pool: PgPool,
@@ -41,7 +50,21 @@ pub async fn run(
         },
         Err(_) => None,
     };
+    metrics::describe_gauge!(
+        OUTBOX_PENDING,
+        "Events committed to the outbox, not yet published"
+    );
+    metrics::describe_gauge!(
+        OUTBOX_OLDEST_PENDING,
+        metrics::Unit::Seconds,
+        "Age of the oldest unpublished outbox event (0: drained)"
+    );
+    let mut backlog_measured: Option<tokio::time::Instant> = None;
     loop {
+        if backlog_measured.is_none_or(|t| t.elapsed() >= BACKLOG_INTERVAL) {
+            record_backlog(&pool).await;
+            backlog_measured = Some(tokio::time::Instant::now());
+        }
         match publish_pending(&pool, &channel).await {
             // A full batch: there may be more at once.
             Ok(n) if n as i64 == BATCH => continue,
@@ -68,6 +91,21 @@ pub async fn run(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Sets the backlog gauges; a failed read leaves them as they were (the relay logs
+/// database trouble when it publishes).
+async fn record_backlog(pool: &PgPool) {
+    let row: Result<(i64, f64), sqlx::Error> = sqlx::query_as(
+        "SELECT count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(occurred_at))::float8, 0) \
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await;
+    if let Ok((pending, oldest)) = row {
+        metrics::gauge!(OUTBOX_PENDING).set(pending as f64);
+        metrics::gauge!(OUTBOX_OLDEST_PENDING).set(oldest.max(0.0));
     }
 }
 
