@@ -22,6 +22,30 @@ const PROVISION_DATABASE: &str =
     include_str!("../../templates/config/postgres/provision-database.sh");
 const PROMETHEUS_TEMPLATE: &str =
     include_str!("../../templates/config/prometheus/prometheus.yml.tera");
+/// Prometheus's alert rules: copied as they are (their `{{ $labels }}` are Prometheus's).
+const PROMETHEUS_ALERTS: &str = include_str!("../../templates/config/prometheus/alerts.yml");
+/// Grafana's provisioning and dashboards, copied as they are; the RED dashboard is
+/// written once per service with `@SERVICE@` filled in.
+const GRAFANA_FILES: [(&str, &str); 4] = [
+    (
+        "config/grafana/provisioning/datasources/prometheus.yml",
+        include_str!("../../templates/config/grafana/provisioning/datasources/prometheus.yml"),
+    ),
+    (
+        "config/grafana/provisioning/dashboards/shopstack.yml",
+        include_str!("../../templates/config/grafana/provisioning/dashboards/shopstack.yml"),
+    ),
+    (
+        "config/grafana/dashboards/checkout-funnel.json",
+        include_str!("../../templates/config/grafana/dashboards/checkout-funnel.json"),
+    ),
+    (
+        "config/grafana/dashboards/infrastructure.json",
+        include_str!("../../templates/config/grafana/dashboards/infrastructure.json"),
+    ),
+];
+const GRAFANA_RED_TEMPLATE: &str =
+    include_str!("../../templates/config/grafana/dashboards/red.json.in");
 const FILEBEAT_TEMPLATE: &str = include_str!("../../templates/config/filebeat/filebeat.yml.tera");
 
 /// How many ports above a taken default to try before giving up.
@@ -101,11 +125,12 @@ pub fn init(
     let mut components = Vec::new();
     let mut images = Vec::new();
     let mut ports = Vec::new();
-    for c in stack
-        .components
-        .iter()
-        .filter(|c| c.profile == stack::Profile::Core || c.profile == stack::Profile::Observability)
-    {
+    for c in stack.components.iter().filter(|c| {
+        matches!(
+            c.profile,
+            stack::Profile::Core | stack::Profile::Observability | stack::Profile::Dashboards
+        )
+    }) {
         let upstream = c.image.replace("{version}", env!("CARGO_PKG_VERSION"));
         let image = choose_image(
             &upstream,
@@ -171,13 +196,7 @@ pub fn init(
         PROVISION_DATABASE,
         0o755,
     )?;
-    let prometheus = tera::Tera::one_off(PROMETHEUS_TEMPLATE, &ctx, false)
-        .context("rendering prometheus.yml")?;
-    write_file(
-        &opts.dir.join("config/prometheus/prometheus.yml"),
-        &prometheus,
-        0o644,
-    )?;
+    write_monitoring(&opts.dir, &stack, &ctx)?;
 
     let filebeat =
         tera::Tera::one_off(FILEBEAT_TEMPLATE, &ctx, false).context("rendering filebeat.yml")?;
@@ -203,6 +222,37 @@ fn choose_image(
     choice: ImageChoice,
     present: &dyn Fn(&str) -> bool,
 ) -> String {
+/// Prometheus's configuration and alert rules, Grafana's provisioning and dashboards
+/// (one RED dashboard per service of the stack).
+pub fn write_monitoring(dir: &Path, stack: &Stack, ctx: &tera::Context) -> anyhow::Result<()> {
+    let prometheus =
+        tera::Tera::one_off(PROMETHEUS_TEMPLATE, ctx, false).context("rendering prometheus.yml")?;
+    write_file(
+        &dir.join("config/prometheus/prometheus.yml"),
+        &prometheus,
+        0o644,
+    )?;
+    write_file(
+        &dir.join("config/prometheus/alerts.yml"),
+        PROMETHEUS_ALERTS,
+        0o644,
+    )?;
+    for (path, contents) in GRAFANA_FILES {
+        write_file(&dir.join(path), contents, 0o644)?;
+    }
+    for service in stack.components.iter().filter(|c| c.kind == Kind::Service) {
+        write_file(
+            &dir.join(format!(
+                "config/grafana/dashboards/red-{}.json",
+                service.name
+            )),
+            &GRAFANA_RED_TEMPLATE.replace("@SERVICE@", &service.name),
+            0o644,
+        )?;
+    }
+    Ok(())
+}
+
     match (choice, local) {
         (ImageChoice::Upstream, _) | (_, None) => upstream.to_owned(),
         (ImageChoice::Local, Some(local)) => local.to_owned(),

