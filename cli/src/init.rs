@@ -216,12 +216,6 @@ pub fn init(
     })
 }
 
-fn choose_image(
-    upstream: &str,
-    local: Option<&str>,
-    choice: ImageChoice,
-    present: &dyn Fn(&str) -> bool,
-) -> String {
 /// Prometheus's configuration and alert rules, Grafana's provisioning and dashboards
 /// (one RED dashboard per service of the stack).
 pub fn write_monitoring(dir: &Path, stack: &Stack, ctx: &tera::Context) -> anyhow::Result<()> {
@@ -253,6 +247,12 @@ pub fn write_monitoring(dir: &Path, stack: &Stack, ctx: &tera::Context) -> anyho
     Ok(())
 }
 
+fn choose_image(
+    upstream: &str,
+    local: Option<&str>,
+    choice: ImageChoice,
+    present: &dyn Fn(&str) -> bool,
+) -> String {
     match (choice, local) {
         (ImageChoice::Upstream, _) | (_, None) => upstream.to_owned(),
         (ImageChoice::Local, Some(local)) => local.to_owned(),
