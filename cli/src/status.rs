@@ -31,8 +31,25 @@ pub struct Status {
     pub shop: String,
     pub healthy: bool,
     pub replicas: Vec<ReplicaStatus>,
-    pub urls: Vec<String>,
+    /// Where to reach the shop and its dashboards from this host.
+    pub urls: Vec<Url>,
 }
+
+/// A published entry point: the gateway (the shop itself), Prometheus, Grafana.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Url {
+    /// `shop`, `prometheus` or `grafana`.
+    pub name: String,
+    pub url: String,
+}
+
+/// The components whose published HTTP ports `status` shows as URLs, under the name
+/// it shows them by.
+const URL_COMPONENTS: [(&str, &str); 3] = [
+    ("gateway", "shop"),
+    ("prometheus", "prometheus"),
+    ("grafana", "grafana"),
+];
 
 pub async fn collect(docker: &Docker, shop: &str) -> anyhow::Result<Status> {
     let options = ListContainersOptions {
@@ -63,23 +80,42 @@ pub async fn collect(docker: &Docker, shop: &str) -> anyhow::Result<Status> {
         && replicas
             .iter()
             .all(|r| r.state == "running" && matches!(r.health.as_str(), "healthy" | "none"));
-    let urls = replicas
-        .iter()
-        .filter(|r| r.component == "gateway")
-        .flat_map(|r| {
-            r.ports.iter().filter_map(|p| {
-                p.split_once("->").map(|(h, _)| {
-                    format!("http://localhost:{}/", h.rsplit(':').next().unwrap_or(h))
-                })
-            })
-        })
-        .collect();
+    let urls = urls(&replicas);
     Ok(Status {
         shop: shop.to_owned(),
         healthy,
         replicas,
         urls,
     })
+}
+
+/// The URLs of the running gateway, Prometheus and Grafana, from their published ports
+/// (`8080->80/tcp`); one per port, however many replicas publish it.
+pub fn urls(replicas: &[ReplicaStatus]) -> Vec<Url> {
+    let mut urls: Vec<Url> = Vec::new();
+    for (component, name) in URL_COMPONENTS {
+        for replica in replicas
+            .iter()
+            .filter(|r| r.component == component && r.state == "running")
+        {
+            for port in &replica.ports {
+                let Some((host, _)) = port.split_once("->") else {
+                    continue;
+                };
+                let url = Url {
+                    name: name.to_owned(),
+                    url: format!(
+                        "http://localhost:{}/",
+                        host.rsplit(':').next().unwrap_or(host)
+                    ),
+                };
+                if !urls.contains(&url) {
+                    urls.push(url);
+                }
+            }
+        }
+    }
+    urls
 }
 
 /// One replica's line, from its labels and `docker inspect`.
@@ -180,8 +216,11 @@ pub fn render(status: &Status) -> String {
             status.shop
         ));
     }
+    if !status.urls.is_empty() {
+        lines.push(String::new());
+    }
     for url in &status.urls {
-        lines.push(format!("\nshop: {url}"));
+        lines.push(format!("{:<11} {}", format!("{}:", url.name), url.url));
     }
     lines.join("\n")
 }
@@ -234,5 +273,52 @@ mod tests {
         assert_eq!(r.replica, 2);
         assert_eq!(r.health, "healthy");
         assert_eq!(human_duration(90), "1m30s");
+    }
+
+    fn running(component: &str, replica: u32, ports: &[&str]) -> ReplicaStatus {
+        ReplicaStatus {
+            component: component.into(),
+            replica,
+            container: format!("s-{component}-{replica}"),
+            state: "running".into(),
+            health: "healthy".into(),
+            ports: ports.iter().map(|p| (*p).to_owned()).collect(),
+            uptime_s: Some(1),
+            image: "x".into(),
+            migration: None,
+        }
+    }
+
+    #[test]
+    fn urls_name_the_shop_prometheus_and_grafana_when_they_run() {
+        let mut replicas = vec![
+            running("catalog", 1, &[]),
+            running("gateway", 1, &["8081->80/tcp"]),
+            running("prometheus", 1, &["9091->9090/tcp"]),
+        ];
+        let expected = |name: &str, port: u16| Url {
+            name: name.into(),
+            url: format!("http://localhost:{port}/"),
+        };
+        assert_eq!(
+            urls(&replicas),
+            [expected("shop", 8081), expected("prometheus", 9091)]
+        );
+        replicas.push(running("grafana", 1, &["3001->3000/tcp"]));
+        replicas[2].state = "exited".into();
+        assert_eq!(
+            urls(&replicas),
+            [expected("shop", 8081), expected("grafana", 3001)]
+        );
+        let status = Status {
+            shop: "s".into(),
+            healthy: true,
+            replicas,
+            urls: urls(&[running("gateway", 1, &["8081->80/tcp"])]),
+        };
+        assert!(render(&status).ends_with("\nshop:       http://localhost:8081/"));
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["urls"][0]["name"], "shop");
+        assert_eq!(json["urls"][0]["url"], "http://localhost:8081/");
     }
 }
