@@ -104,6 +104,7 @@ async fn build_images() {
             "order".into(),
             "payment".into(),
             "user".into(),
+            "notification".into(),
         ],
         ..Default::default()
     };
