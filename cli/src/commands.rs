@@ -618,6 +618,13 @@ pub async fn up(
     out: Output,
 ) -> Result<crate::reconcile::UpReport, Failure> {
     let started = Instant::now();
+    // A shop made before the gateway had TLS gets its certificate now.
+    if crate::gateway::ensure_files(&shop.dir, shop.name(), &shop.file.shop.domain)? {
+        out.step(
+            "",
+            "generated the gateway's self-signed certificate (secrets/gateway_tls.crt)",
+        );
+    }
     let docker = crate::engine::connect().await?;
     let engine = DockerEngine::new(docker);
     let probe = crate::desired::desired(shop, only, &BTreeMap::new())?;

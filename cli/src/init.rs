@@ -206,7 +206,13 @@ pub fn init(
         0o644,
     )?;
 
-    let secrets = write_secrets(&opts.dir, &stack)?;
+    let mut secrets = write_secrets(&opts.dir, &stack)?;
+    // The gateway's self-signed certificate: a new one with the other secrets.
+    for file in [crate::gateway::CERT_FILE, crate::gateway::KEY_FILE] {
+        let _ = std::fs::remove_file(opts.dir.join("secrets").join(file));
+        secrets.push(file.to_owned());
+    }
+    crate::gateway::ensure_files(&opts.dir, &name, "localhost")?;
     Ok(InitReport {
         dir: opts.dir.display().to_string(),
         name,
