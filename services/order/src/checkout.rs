@@ -360,7 +360,8 @@ pub async fn place(
     let lines: Vec<_> = priced
         .lines
         .iter()
-        .map(|l| json!({"sku": l.sku, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor}))
+        // product_name: for the buyer's confirmation (notification), additive.
+        .map(|l| json!({"sku": l.sku, "product_name": l.product_name, "quantity": l.quantity, "unit_price_minor": l.unit_price_minor}))
         .collect();
     let data = json!({
         "order_id": id,

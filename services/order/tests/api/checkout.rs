@@ -70,8 +70,8 @@ async fn a_cart_becomes_a_pending_order_at_the_catalogs_current_prices() {
             "order_id": id, "user_id": buyer.id, "cart_id": cart, "currency": "USD",
             "total_minor": 5297,
             "lines": [
-                {"sku": "TEE-NVY-M", "quantity": 2, "unit_price_minor": 1999},
-                {"sku": "MUG-BLU", "quantity": 1, "unit_price_minor": 1299},
+                {"sku": "TEE-NVY-M", "product_name": "Product TEE-NVY-M", "quantity": 2, "unit_price_minor": 1999},
+                {"sku": "MUG-BLU", "product_name": "Product MUG-BLU", "quantity": 1, "unit_price_minor": 1299},
             ],
         })
     );
