@@ -131,6 +131,22 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<EventsAction>,
     },
+    /// The messages the notification service made, newest first (with the outbox
+    /// provider: the shop's mailbox, what would have been emailed or texted).
+    Notifications {
+        /// Only those to this email address or phone number.
+        #[arg(long)]
+        to: Option<String>,
+        /// Only this kind (order_confirmation, password_reset, order_shipped, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this status (pending, sent, failed, parked).
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (default 50).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
     /// The user service's token signing keys.
     Keys {
         #[command(subcommand)]
@@ -450,6 +466,24 @@ pub async fn run(cli: Cli) -> Result<u8, Failure> {
                     );
                 }
             }
+            Ok(exit::OK)
+        }
+        Command::Notifications {
+            to,
+            kind,
+            status,
+            limit,
+        } => {
+            let shop = Shop::load(&cli.shop)?;
+            let engine = DockerEngine::new(crate::engine::connect().await?);
+            let query = crate::notifications::Query {
+                to,
+                kind,
+                status,
+                limit,
+            };
+            let messages = crate::notifications::list(&engine, &shop, &query).await?;
+            out.result(&messages, &crate::notifications::render(&messages));
             Ok(exit::OK)
         }
         Command::Keys {

@@ -17,6 +17,7 @@ pub mod init;
 pub mod keys;
 pub mod logging;
 pub mod logs;
+pub mod notifications;
 pub mod output;
 pub mod planner;
 pub mod ports;
