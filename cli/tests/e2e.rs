@@ -1,6 +1,8 @@
-//! End to end on the real Docker engine: init → images build → up → status → a request
-//! through the gateway → scale to 3 under load → logs → up is a no-op → scale to 1 under
-//! load → down leaves nothing. Then a failing migration shows its logs.
+//! End to end on the real Docker engine: init → images build → up (with the
+//! observability profile) → status → a request through the gateway → scale to 3 under
+//! load (Prometheus scrapes three catalog replicas; the dashboards read only metrics it
+//! scraped) → logs → up is a no-op → scale to 1 under load (two targets gone) → down
+//! leaves nothing. Then a failing migration shows its logs.
 //!
 //! Needs a Docker engine; builds the images it uses (cached after the first run).
 //! `SHOPSTACK_SKIP_IMAGE_TESTS=1` skips the file, like the image tests.
@@ -18,6 +20,9 @@ use shopctl::init::{ImageChoice, InitOptions, init};
 use shopctl::output::Output;
 use shopctl::shop::Shop;
 use tokio::sync::Mutex;
+
+#[path = "monitoring/promql.rs"]
+mod promql;
 
 const SHOPCTL: &str = env!("CARGO_BIN_EXE_shopctl");
 const TIMEOUT: Duration = Duration::from_secs(240);
@@ -52,13 +57,23 @@ fn new_shop(dir: &Path, name: &str) -> Shop {
         images: ImageChoice::Local,
     };
     init(&opts, &|_| false, Output::new(true)).unwrap();
-    // A random gateway port: tests never rely on fixed ports.
+    // Random gateway and Prometheus ports: tests never rely on fixed ports. The shop
+    // runs with the observability profile (Prometheus, the PostgreSQL exporter).
     let path = dir.join("shop.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace(
-        "ports.http = 8080",
-        &format!("ports.http = {}", free_port()),
-    );
+    let text = text
+        .replace(
+            "ports.http = 8080",
+            &format!("ports.http = {}", free_port()),
+        )
+        .replace(
+            "ports.http = 9090",
+            &format!("ports.http = {}", free_port()),
+        )
+        .replace(
+            "profiles = [\"core\"]",
+            "profiles = [\"core\", \"observability\"]",
+        );
     std::fs::write(&path, text).unwrap();
     Shop::load(dir).unwrap()
 }
@@ -66,6 +81,87 @@ fn new_shop(dir: &Path, name: &str) -> Shop {
 fn gateway_port(shop: &Shop) -> u16 {
     let gateway = shop.stack.get("gateway").unwrap();
     shop.host_port(gateway, &gateway.ports[0]).unwrap()
+}
+
+fn prometheus_url(shop: &Shop) -> String {
+    let prometheus = shop.stack.get("prometheus").unwrap();
+    let port = shop.host_port(prometheus, &prometheus.ports[0]).unwrap();
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Prometheus's active scrape targets of `service`: (healthy, all).
+async fn scrape_targets(prometheus: &str, service: &str) -> (usize, usize) {
+    let Ok(response) = reqwest::get(format!("{prometheus}/api/v1/targets?state=active")).await
+    else {
+        return (0, 0);
+    };
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let targets: Vec<&serde_json::Value> = body["data"]["activeTargets"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter(|t| t["labels"]["service"] == service)
+                .collect()
+        })
+        .unwrap_or_default();
+    let healthy = targets.iter().filter(|t| t["health"] == "up").count();
+    (healthy, targets.len())
+}
+
+/// Polls (bounded) until Prometheus lists exactly `want` catalog targets, all healthy.
+async fn wait_for_catalog_targets(prometheus: &str, want: usize) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (healthy, all) = scrape_targets(prometheus, "catalog").await;
+        if healthy == want && all == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Prometheus lists {all} catalog targets ({healthy} healthy), not {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// Every metric a dashboard or alert rule of the shop reads is one Prometheus has
+/// scraped from the running shop (services after a checkout, gateway, broker,
+/// PostgreSQL exporter); and so is every name of the checked-in infrastructure list.
+async fn dashboards_read_scraped_metrics(prometheus: &str, dir: &Path) {
+    let mut wanted: BTreeSet<String> = promql::dashboard_exprs(dir)
+        .iter()
+        .chain(promql::alert_exprs(dir).iter())
+        .flat_map(|e| promql::metric_names(e))
+        .collect();
+    wanted.extend(promql::infrastructure_metrics());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let names: BTreeSet<String> =
+            match reqwest::get(format!("{prometheus}/api/v1/label/__name__/values")).await {
+                Ok(r) => r
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| {
+                        v["data"].as_array().map(|a| {
+                            a.iter()
+                                .filter_map(|n| n.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                    })
+                    .unwrap_or_default(),
+                Err(_) => BTreeSet::new(),
+            };
+        let missing: Vec<&String> = wanted.iter().filter(|n| !names.contains(*n)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dashboards or alerts read metrics the shop does not expose: {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 fn shopctl(dir: &Path, args: &[&str]) -> (i32, String, String) {
@@ -99,6 +195,8 @@ async fn build_images() {
             "postgres".into(),
             "rabbitmq".into(),
             "gateway".into(),
+            "prometheus".into(),
+            "postgres-exporter".into(),
             "catalog".into(),
             "cart".into(),
             "order".into(),
@@ -195,6 +293,33 @@ async fn shop_lifecycle_on_the_real_engine() {
         .find(|r| r["component"] == "catalog")
         .unwrap();
     assert!(catalog["migration"].as_i64().unwrap() > 0, "{catalog}");
+    // The shop's and Prometheus's URLs (Grafana's profile is off).
+    let urls: Vec<(String, String)> = status["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["name"].as_str().unwrap().to_owned(),
+                u["url"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let port_of = |name: &str| {
+        urls.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, u)| u.clone())
+            .unwrap_or_else(|| panic!("no {name} URL in {urls:?}"))
+    };
+    assert_eq!(
+        port_of("shop"),
+        format!("http://localhost:{}/", gateway_port(&shop))
+    );
+    assert!(port_of("prometheus").ends_with(&format!(
+        ":{}/",
+        prometheus_url(&shop).rsplit(':').next().unwrap()
+    )));
+    assert!(!urls.iter().any(|(n, _)| n == "grafana"), "{urls:?}");
 
     // A demo product through the gateway.
     let base = format!("http://127.0.0.1:{}/api/catalog", gateway_port(&shop));
@@ -253,6 +378,10 @@ async fn shop_lifecycle_on_the_real_engine() {
         3,
         "every replica gets traffic"
     );
+    // Prometheus found the new replicas through the engine and scrapes all three.
+    let prometheus = prometheus_url(&shop);
+    wait_for_catalog_targets(&prometheus, 3).await;
+    dashboards_read_scraped_metrics(&prometheus, &dir).await;
 
     // Logs of each replica.
     let (code, stdout, stderr) = shopctl(&dir, &["logs", "catalog", "--tail", "5"]);
@@ -285,6 +414,8 @@ async fn shop_lifecycle_on_the_real_engine() {
     .await
     .map_err(|f| f.error)
     .unwrap();
+    // The two removed replicas are no longer scrape targets.
+    wait_for_catalog_targets(&prometheus, 1).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     load.stop.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(300)).await;
