@@ -18,6 +18,7 @@ use crate::output::Output;
 use crate::shop::SHOP_FILE;
 
 const SHOP_TEMPLATE: &str = include_str!("../../templates/shop.toml.tera");
+const NOTIFICATION_TEMPLATES_README: &str = include_str!("../../templates/notifications/README.md");
 const PROVISION_DATABASE: &str =
     include_str!("../../templates/config/postgres/provision-database.sh");
 const PROMETHEUS_TEMPLATE: &str =
@@ -203,6 +204,14 @@ pub fn init(
     write_file(
         &opts.dir.join("config/filebeat/filebeat.yml"),
         &filebeat,
+        0o644,
+    )?;
+
+    // The merchant's notification templates: a file here replaces the built-in one of
+    // its name (mounted into the notification service).
+    write_file(
+        &opts.dir.join("templates/notifications/README.md"),
+        NOTIFICATION_TEMPLATES_README,
         0o644,
     )?;
 
