@@ -1,10 +1,14 @@
-//! The checkout services — catalog, cart, order, payment, notification — as separate processes of
+//! The checkout services — catalog, cart, order, payment — as separate processes of
 //! their release or debug binaries, each over its own database on a real PostgreSQL,
 //! all on one real RabbitMQ virtual host, with tokens from a test issuer. A process can
 //! be killed (SIGKILL) and started again on the same port, as a crashed container is.
 //!
 //! The binaries come from the workspace's target directory, next to the test's own
 //! (`cargo test --workspace` builds them).
+//!
+//! With [`Options::storefront`] the user service (issuing real tokens that every other
+//! service trusts, beside the test issuer's) and the storefront run too: the browser
+//! tests and `cargo xtask bench storefront` drive the shop through its pages.
 
 pub mod flows;
 
@@ -18,7 +22,13 @@ use shopkit::testing::{TestBroker, TestDb, TestIssuer};
 use tokio::process::{Child, Command};
 
 /// The services of the checkout, in start order (dependencies first).
-pub const SERVICES: [&str; 5] = ["catalog", "cart", "order", "payment", "notification"];
+pub const SERVICES: [&str; 4] = ["catalog", "cart", "order", "payment"];
+
+/// What [`Options::storefront`] adds: accounts (with a database) and the pages (without).
+pub const STOREFRONT_SERVICES: [&str; 2] = ["user", "storefront"];
+
+/// The user service's key id in the testbed's JWKS (beside the test issuer's).
+const USER_KEY_ID: &str = "testbed-user";
 
 /// One service process and how to start it again.
 #[derive(Debug)]
@@ -61,6 +71,8 @@ pub struct Options {
     pub retry_delays_ms: &'static str,
     /// Extra environment for every service.
     pub env: Vec<(String, String)>,
+    /// Also run the user service and the storefront (see the module's docs).
+    pub storefront: bool,
 }
 
 impl Default for Options {
@@ -69,6 +81,7 @@ impl Default for Options {
             reservation_ttl_secs: 900,
             retry_delays_ms: "200,500,1000",
             env: Vec::new(),
+            storefront: false,
         }
     }
 }
@@ -79,7 +92,7 @@ fn migrator(service: &str) -> anyhow::Result<&'static sqlx::migrate::Migrator> {
         "cart" => &cart::MIGRATOR,
         "order" => &order::MIGRATOR,
         "payment" => &payment::MIGRATOR,
-        "notification" => &notification::MIGRATOR,
+        "user" => &user::MIGRATOR,
         other => bail!("no such service: {other}"),
     })
 }
@@ -101,7 +114,7 @@ fn binary(service: &str) -> anyhow::Result<PathBuf> {
     if !path.exists() {
         bail!(
             "{} is missing: build the services first (`cargo build -p catalog -p cart -p order \
-             -p payment -p notification`; `cargo test --workspace` does)",
+             -p payment`; `cargo test --workspace` does)",
             path.display()
         );
     }
@@ -121,21 +134,38 @@ impl Testbed {
         let broker = TestBroker::new().await?;
         let dir = tempfile::tempdir()?;
         let jwks = dir.path().join("jwks.json");
-        std::fs::write(&jwks, serde_json::to_vec(&issuer.jwks())?)?;
+        // The user service signs with a key of its own; every service trusts it and the
+        // test issuer's.
+        let user_key = shopkit::auth::keys::generate_pem()?;
+        let user_signer = shopkit::auth::keys::Signer::from_pem(USER_KEY_ID, &user_key)?;
+        let keys = shopkit::auth::keys::jwks(&[&issuer.signer, &user_signer]);
+        std::fs::write(&jwks, serde_json::to_vec(&keys)?)?;
 
+        let mut names: Vec<&'static str> = SERVICES.to_vec();
+        if options.storefront {
+            names.extend(STOREFRONT_SERVICES);
+        }
         let mut databases = BTreeMap::new();
         let mut ports = BTreeMap::new();
-        for service in SERVICES {
-            databases.insert(service, TestDb::new(migrator(service)?).await?);
+        for service in names.iter().copied() {
+            if service != "storefront" {
+                databases.insert(service, TestDb::new(migrator(service)?).await?);
+            }
             ports.insert(service, free_port()?);
         }
         let url = |s: &str| format!("http://127.0.0.1:{}", ports[s]);
         let mut processes = BTreeMap::new();
-        for service in SERVICES {
+        for service in names.iter().copied() {
             let mut env: BTreeMap<String, String> = [
                 ("BIND_ADDR", "127.0.0.1".to_owned()),
                 ("PORT", ports[service].to_string()),
-                ("DATABASE_URL", databases[service].url.clone()),
+                (
+                    "DATABASE_URL",
+                    databases
+                        .get(service)
+                        .map(|d| d.url.clone())
+                        .unwrap_or_default(),
+                ),
                 ("DATABASE_MAX_CONNECTIONS", "20".to_owned()),
                 ("AMQP_URL", broker.url.clone()),
                 ("AUTH_JWKS_FILE", jwks.display().to_string()),
@@ -147,14 +177,22 @@ impl Testbed {
                     options.reservation_ttl_secs.to_string(),
                 ),
                 ("RESERVATION_SWEEP_MS", "200".to_owned()),
-                // The delivery worker looks for due messages this often (outbox provider).
-                ("NOTIFICATION_POLL_MS", "100".to_owned()),
                 ("SHUTDOWN_DRAIN_MS", "0".to_owned()),
                 ("RUST_LOG", "info".to_owned()),
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
             .collect();
+            if service == "user" {
+                env.extend(user_env(&user_key, dir.path()));
+            }
+            if service == "storefront" {
+                env.remove("DATABASE_URL");
+                env.extend(storefront_env(&url));
+                if ports.contains_key("notification") {
+                    env.insert("NOTIFICATION_URL".into(), url("notification"));
+                }
+            }
             env.extend(options.env.iter().cloned());
             processes.insert(
                 service,
@@ -177,10 +215,41 @@ impl Testbed {
                 .build()?,
             dir,
         };
-        for service in SERVICES {
+        for service in names {
             bed.start_service(service).await?;
         }
         Ok(bed)
+    }
+
+    /// An administrator account in the user service, made as shopctl makes one
+    /// (`user create-admin --email E`, the password on standard input).
+    pub async fn create_admin(&self, email: &str, password: &str) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let process = self.process("user")?;
+        let mut child = Command::new(binary("user")?)
+            .args(["create-admin", "--email", email])
+            .env_clear()
+            .envs(&process.env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting user create-admin")?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(format!("{password}\n").as_bytes()).await?;
+        }
+        let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .context("user create-admin took over 30 s")??;
+        if !out.status.success() {
+            bail!(
+                "user create-admin failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(())
     }
 
     pub fn process(&self, service: &str) -> anyhow::Result<&Process> {
@@ -266,6 +335,40 @@ impl Testbed {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// The user service's own settings: its signing key, and argon2 parameters far below
+/// production's (a test's sign-ups should not take a second each).
+fn user_env(key: &str, dir: &Path) -> Vec<(String, String)> {
+    [
+        ("JWT_SIGNING_KEY", key.to_owned()),
+        ("JWT_KEY_ID", USER_KEY_ID.to_owned()),
+        ("SECRETS_DIR", dir.join("no-secrets").display().to_string()),
+        ("ARGON2_MEMORY_KIB", "1024".to_owned()),
+        ("ARGON2_ITERATIONS", "1".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The storefront's: the services' URLs, a fixed session key, and no `Secure` cookie (the
+/// tests speak plain HTTP).
+fn storefront_env(url: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
+    [
+        ("CATALOG_URL", url("catalog")),
+        ("USER_URL", url("user")),
+        ("CART_URL", url("cart")),
+        ("ORDER_URL", url("order")),
+        ("PAYMENT_URL", url("payment")),
+        ("STOREFRONT_SESSION_KEY", "5e".repeat(32)),
+        ("STOREFRONT_COOKIE_SECURE", "false".to_owned()),
+        ("SHOP_NAME", "Testbed Shop".to_owned()),
+        ("SECRETS_DIR", "/nonexistent".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 fn tail(text: &str, lines: usize) -> String {

@@ -78,6 +78,9 @@ pub enum BenchTarget {
     /// Whole checkouts per second (cart → order → reservation → payment → paid) through
     /// catalog, cart, order and payment as release processes (`xtask/bench`).
     Checkout,
+    /// The storefront's category and product pages: time to first byte at a fixed rate,
+    /// and page weight (HTML + CSS + JS), through the services as release processes.
+    Storefront,
 }
 
 impl BenchTarget {
@@ -87,6 +90,7 @@ impl BenchTarget {
             Self::Auth => "auth",
             Self::Up => "up",
             Self::Checkout => "checkout",
+            Self::Storefront => "storefront",
         }
     }
 }
@@ -221,6 +225,20 @@ fn bench(
         let shopctl = root.join("target/release/shopctl");
         let rounds = rounds.unwrap_or(3);
         return bench_up::run(&root, &shopctl, &bench_up::Options { rounds, out });
+    }
+    if what == BenchTarget::Storefront {
+        // The testbed starts these release binaries from target/release.
+        let mut args = vec!["build", "--release", "--quiet"];
+        for package in ["catalog", "cart", "order", "payment", "user", "storefront"] {
+            args.extend(["-p", package]);
+        }
+        if workspace_root()
+            .join("services/notification/Cargo.toml")
+            .exists()
+        {
+            args.extend(["-p", "notification"]);
+        }
+        cargo(&args)?;
     }
     if what == BenchTarget::Checkout {
         // The testbed starts the services' release binaries from target/release.

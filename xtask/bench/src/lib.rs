@@ -7,6 +7,7 @@
 //! - [`auth`]: argon2 hashes per second, log-in throughput of the user service, and what
 //!   verifying a user-service token costs a catalog read.
 //! - [`checkout`]: whole checkouts per second through the four checkout services.
+//! - [`storefront`]: the storefront's pages, time to first byte at a fixed rate and weight.
 //! - [`service`]: services in-process over throw-away databases (loopback only).
 //! - [`report`]: the machine description and JSON output every report shares.
 
@@ -16,6 +17,7 @@ pub mod checkout;
 pub mod load;
 pub mod report;
 pub mod service;
+pub mod storefront;
 
 #[derive(Debug, clap::Parser)]
 #[command(
@@ -40,6 +42,9 @@ pub enum What {
     /// Whole checkouts (cart → order → reservation → payment → paid) through catalog,
     /// cart, order and payment as processes; writes target/bench/checkout.json.
     Checkout(checkout::Args),
+    /// The storefront: category and product pages' time to first byte at a fixed rate,
+    /// and every page's weight; writes target/bench/storefront.json.
+    Storefront(storefront::Args),
 }
 
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -47,5 +52,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         What::Catalog(args) => catalog::main(args).await.map(|_| ()),
         What::Auth(args) => auth::main(args).await.map(|_| ()),
         What::Checkout(args) => checkout::main(args).await.map(|_| ()),
+        What::Storefront(args) => storefront::main(args).await.map(|_| ()),
     }
 }
