@@ -1,4 +1,4 @@
-//! The checkout services — catalog, cart, order, payment — as separate processes of
+//! The checkout services — catalog, cart, order, payment, notification — as separate processes of
 //! their release or debug binaries, each over its own database on a real PostgreSQL,
 //! all on one real RabbitMQ virtual host, with tokens from a test issuer. A process can
 //! be killed (SIGKILL) and started again on the same port, as a crashed container is.
@@ -22,7 +22,7 @@ use shopkit::testing::{TestBroker, TestDb, TestIssuer};
 use tokio::process::{Child, Command};
 
 /// The services of the checkout, in start order (dependencies first).
-pub const SERVICES: [&str; 4] = ["catalog", "cart", "order", "payment"];
+pub const SERVICES: [&str; 5] = ["catalog", "cart", "order", "payment", "notification"];
 
 /// What [`Options::storefront`] adds: accounts (with a database) and the pages (without).
 pub const STOREFRONT_SERVICES: [&str; 2] = ["user", "storefront"];
@@ -92,6 +92,7 @@ fn migrator(service: &str) -> anyhow::Result<&'static sqlx::migrate::Migrator> {
         "cart" => &cart::MIGRATOR,
         "order" => &order::MIGRATOR,
         "payment" => &payment::MIGRATOR,
+        "notification" => &notification::MIGRATOR,
         "user" => &user::MIGRATOR,
         other => bail!("no such service: {other}"),
     })
@@ -114,7 +115,7 @@ fn binary(service: &str) -> anyhow::Result<PathBuf> {
     if !path.exists() {
         bail!(
             "{} is missing: build the services first (`cargo build -p catalog -p cart -p order \
-             -p payment`; `cargo test --workspace` does)",
+             -p payment -p notification`; `cargo test --workspace` does)",
             path.display()
         );
     }
@@ -177,6 +178,8 @@ impl Testbed {
                     options.reservation_ttl_secs.to_string(),
                 ),
                 ("RESERVATION_SWEEP_MS", "200".to_owned()),
+                // The delivery worker looks for due messages this often (outbox provider).
+                ("NOTIFICATION_POLL_MS", "100".to_owned()),
                 ("SHUTDOWN_DRAIN_MS", "0".to_owned()),
                 ("RUST_LOG", "info".to_owned()),
             ]
