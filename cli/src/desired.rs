@@ -10,10 +10,11 @@ use anyhow::Context;
 use sha2::{Digest, Sha256};
 use stack::{Component, Kind};
 
+use crate::gateway::Tls;
 use crate::planner::{
     ContainerSpec, Desired, DesiredComponent, HealthCheck, Job, Mount, component_labels,
 };
-use crate::shop::{Shop, parse_memory};
+use crate::shop::{RateLimit, Shop, parse_memory};
 
 /// The port every Shopstack service listens on inside its container.
 pub const SERVICE_PORT: u16 = 8080;
@@ -265,6 +266,46 @@ fn container_spec(
         });
     }
 
+    let mut cmd: Vec<String> = component
+        .command
+        .iter()
+        .map(|c| placeholders(c, shop))
+        .collect();
+    let tls = Tls::of(shop);
+    if component.kind == Kind::Gateway {
+        cmd.extend(crate::gateway::command_args(&tls));
+        match tls {
+            Tls::Acme { .. } => mounts.push(Mount::Volume {
+                name: format!("{}-{}", shop.name(), crate::gateway::ACME_VOLUME),
+                target: crate::gateway::ACME_DIR.into(),
+            }),
+            Tls::SelfSigned => {
+                let files = [
+                    (
+                        shop_dir.join("secrets").join(crate::gateway::CERT_FILE),
+                        format!("/run/secrets/{}", crate::gateway::CERT_FILE),
+                    ),
+                    (
+                        shop_dir.join("secrets").join(crate::gateway::KEY_FILE),
+                        format!("/run/secrets/{}", crate::gateway::KEY_FILE),
+                    ),
+                    (
+                        shop_dir.join(crate::gateway::TLS_CONFIG),
+                        crate::gateway::TLS_CONFIG_TARGET.to_owned(),
+                    ),
+                ];
+                for (source, target) in files {
+                    file_digests.insert(target.clone(), digest(&source)?);
+                    mounts.push(Mount::Bind {
+                        source: source.display().to_string(),
+                        target,
+                        read_only: true,
+                    });
+                }
+            }
+        }
+    }
+
     let ports = component
         .ports
         .iter()
@@ -274,7 +315,13 @@ fn container_spec(
     let image_id = image_ids.get(&image).cloned().unwrap_or_default();
     let mut labels = component_labels(shop.name(), &component.name, "service");
     if let Some(route) = &component.route {
-        labels.extend(gateway_labels(shop.name(), &component.name, route));
+        labels.extend(gateway_labels(
+            shop.name(),
+            &component.name,
+            route,
+            &tls,
+            shop.rate_limit(&component.name),
+        ));
     }
     if component.kind == Kind::Service {
         labels.insert("shopstack.metrics".into(), "true".into());
@@ -282,11 +329,7 @@ fn container_spec(
     Ok(ContainerSpec {
         image,
         image_id,
-        cmd: component
-            .command
-            .iter()
-            .map(|c| placeholders(c, shop))
-            .collect(),
+        cmd,
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         mounts,
         ports,
@@ -363,33 +406,56 @@ fn payment_provider(
     Ok(Some((provider, files)))
 }
 
-/// Traefik's Docker provider reads these: a path-prefix route per service, the prefix
-/// stripped, retries on connection errors, and an active health check so a draining
-/// replica stops getting traffic before it exits.
-pub fn gateway_labels(shop: &str, component: &str, route: &str) -> BTreeMap<String, String> {
+/// Traefik's Docker provider reads these: a path-prefix route per service on plain HTTP
+/// and on HTTPS (with ACME: HTTPS only, the certificate from Let's Encrypt for the
+/// shop's domain; HTTP redirects at the entrypoint), and one middleware chain on both:
+/// security headers (HSTS is sent on TLS only: Traefik leaves it out of plain-HTTP
+/// answers), the per-client-IP rate limit, compression, the prefix stripped, retries on
+/// connection errors. The load balancer's active health check takes a draining replica
+/// out of rotation before it exits. Request ids need no middleware: the services echo
+/// `X-Request-Id` or make one, and Traefik passes it through both ways.
+pub fn gateway_labels(
+    shop: &str,
+    component: &str,
+    route: &str,
+    tls: &Tls,
+    limit: RateLimit,
+) -> BTreeMap<String, String> {
     let id = format!("{shop}-{component}");
-    BTreeMap::from([
+    let router = |name: &str, key: &str| format!("traefik.http.routers.{name}.{key}");
+    let middleware = |key: &str| format!("traefik.http.middlewares.{id}-{key}");
+    let chain = ["headers", "ratelimit", "compress", "strip", "retry"]
+        .map(|m| format!("{id}-{m}"))
+        .join(",");
+    let mut labels = BTreeMap::from([
         ("traefik.enable".into(), "true".into()),
+        (middleware("headers.headers.framedeny"), "true".into()),
         (
-            format!("traefik.http.routers.{id}.rule"),
-            format!("PathPrefix(`{route}`)"),
+            middleware("headers.headers.contenttypenosniff"),
+            "true".into(),
         ),
         (
-            format!("traefik.http.routers.{id}.entrypoints"),
-            "web".into(),
+            middleware("headers.headers.referrerpolicy"),
+            "strict-origin-when-cross-origin".into(),
+        ),
+        // One year, the preload lists' minimum; Traefik sends it on HTTPS only.
+        (middleware("headers.headers.stsseconds"), "31536000".into()),
+        (
+            middleware("headers.headers.stsincludesubdomains"),
+            "true".into(),
         ),
         (
-            format!("traefik.http.routers.{id}.middlewares"),
-            format!("{id}-strip,{id}-retry"),
+            middleware("ratelimit.ratelimit.average"),
+            limit.average.to_string(),
         ),
         (
-            format!("traefik.http.middlewares.{id}-strip.stripprefix.prefixes"),
-            route.to_owned(),
+            middleware("ratelimit.ratelimit.burst"),
+            limit.burst.to_string(),
         ),
-        (
-            format!("traefik.http.middlewares.{id}-retry.retry.attempts"),
-            "3".into(),
-        ),
+        (middleware("ratelimit.ratelimit.period"), "1s".into()),
+        (middleware("compress.compress"), "true".into()),
+        (middleware("strip.stripprefix.prefixes"), route.to_owned()),
+        (middleware("retry.retry.attempts"), "3".into()),
         (
             format!("traefik.http.services.{id}.loadbalancer.server.port"),
             SERVICE_PORT.to_string(),
@@ -406,7 +472,311 @@ pub fn gateway_labels(shop: &str, component: &str, route: &str) -> BTreeMap<Stri
             format!("traefik.http.services.{id}.loadbalancer.healthcheck.timeout"),
             "2s".into(),
         ),
-    ])
+    ]);
+    let secure = format!("{id}-tls");
+    let routers: Vec<(&str, &str)> = match tls {
+        Tls::Acme { .. } => vec![(id.as_str(), "websecure")],
+        Tls::SelfSigned => vec![(id.as_str(), "web"), (secure.as_str(), "websecure")],
+    };
+    for (name, entrypoint) in routers {
+        labels.insert(router(name, "rule"), format!("PathPrefix(`{route}`)"));
+        labels.insert(router(name, "entrypoints"), entrypoint.into());
+        labels.insert(router(name, "middlewares"), chain.clone());
+        labels.insert(router(name, "service"), id.clone());
+        if entrypoint == "websecure" {
+            labels.insert(router(name, "tls"), "true".into());
+        }
+    }
+    if let Tls::Acme { domain, .. } = tls {
+        labels.insert(
+            router(&id, "tls.certresolver"),
+            crate::gateway::RESOLVER.into(),
+        );
+        labels.insert(router(&id, "tls.domains[0].main"), domain.clone());
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::init::{ImageChoice, InitOptions, init};
+    use crate::output::Output;
+
+    /// A shop made by `init` in a temporary directory, with `edit` applied to shop.toml.
+    fn shop(edit: impl Fn(String) -> String) -> (tempfile::TempDir, Shop) {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shop");
+        let opts = InitOptions {
+            dir: dir.clone(),
+            name: Some("demo".into()),
+            force: false,
+            demo: false,
+            images: ImageChoice::Local,
+        };
+        init(&opts, &|_| false, Output::new(true)).unwrap();
+        let path = dir.join("shop.toml");
+        let text = edit(std::fs::read_to_string(&path).unwrap());
+        std::fs::write(&path, text).unwrap();
+        let shop = Shop::load(&dir).unwrap();
+        (tmp, shop)
+    }
+
+    fn component<'a>(d: &'a Desired, name: &str) -> &'a DesiredComponent {
+        d.levels.iter().flatten().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_local_shop_serves_http_and_its_self_signed_certificate_on_https() {
+        let (_tmp, shop) = shop(|t| {
+            t.replace(
+                "[components.catalog]\n",
+                "[components.catalog]\nrate_limit = { average = 1000, burst = 2000 }\n",
+            )
+        });
+        let d = desired(&shop, None, &BTreeMap::new()).unwrap();
+        let gateway = &component(&d, "gateway").spec;
+        assert!(
+            gateway
+                .cmd
+                .contains(&"--providers.file.filename=/etc/traefik/dynamic/tls.yml".to_owned()),
+            "{:?}",
+            gateway.cmd
+        );
+        assert!(
+            gateway
+                .cmd
+                .contains(&"--entrypoints.websecure.address=:443".to_owned())
+        );
+        assert!(!gateway.cmd.iter().any(|a| a.contains("redirections")));
+        for target in [
+            "/run/secrets/gateway_tls.crt",
+            "/run/secrets/gateway_tls.key",
+            "/etc/traefik/dynamic/tls.yml",
+        ] {
+            assert!(
+                gateway.mounts.iter().any(
+                    |m| matches!(m, Mount::Bind { target: t, read_only: true, .. } if t == target)
+                ),
+                "{target} not mounted: {:?}",
+                gateway.mounts
+            );
+            assert!(gateway.file_digests.contains_key(target));
+        }
+        // Both entrypoints are published: 80 and 443.
+        let published: Vec<u16> = gateway.ports.iter().map(|(c, _)| *c).collect();
+        assert_eq!(published, [80, 443]);
+
+        let catalog = &component(&d, "catalog").spec.labels;
+        let l = |k: &str| catalog.get(k).map(String::as_str);
+        assert_eq!(
+            l("traefik.http.routers.demo-catalog.entrypoints"),
+            Some("web")
+        );
+        assert_eq!(l("traefik.http.routers.demo-catalog.tls"), None);
+        assert_eq!(
+            l("traefik.http.routers.demo-catalog-tls.entrypoints"),
+            Some("websecure")
+        );
+        assert_eq!(l("traefik.http.routers.demo-catalog-tls.tls"), Some("true"));
+        assert_eq!(
+            l("traefik.http.routers.demo-catalog-tls.tls.certresolver"),
+            None
+        );
+        let chain = "demo-catalog-headers,demo-catalog-ratelimit,demo-catalog-compress,demo-catalog-strip,demo-catalog-retry";
+        assert_eq!(
+            l("traefik.http.routers.demo-catalog.middlewares"),
+            Some(chain)
+        );
+        assert_eq!(
+            l("traefik.http.routers.demo-catalog-tls.middlewares"),
+            Some(chain)
+        );
+        // The component's own limit; cart has the default.
+        assert_eq!(
+            l("traefik.http.middlewares.demo-catalog-ratelimit.ratelimit.average"),
+            Some("1000")
+        );
+        assert_eq!(
+            l("traefik.http.middlewares.demo-catalog-ratelimit.ratelimit.burst"),
+            Some("2000")
+        );
+        let cart = &component(&d, "cart").spec.labels;
+        assert_eq!(
+            cart.get("traefik.http.middlewares.demo-cart-ratelimit.ratelimit.average")
+                .map(String::as_str),
+            Some("100")
+        );
+        for (key, value) in [
+            ("headers.headers.framedeny", "true"),
+            ("headers.headers.contenttypenosniff", "true"),
+            (
+                "headers.headers.referrerpolicy",
+                "strict-origin-when-cross-origin",
+            ),
+            ("headers.headers.stsseconds", "31536000"),
+            ("compress.compress", "true"),
+            ("strip.stripprefix.prefixes", "/api/catalog"),
+            ("retry.retry.attempts", "3"),
+        ] {
+            assert_eq!(
+                l(&format!("traefik.http.middlewares.demo-catalog-{key}")),
+                Some(value),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            l("traefik.http.services.demo-catalog.loadbalancer.healthcheck.path"),
+            Some("/health/ready")
+        );
+        // Services publish nothing: the gateway's ports are the shop's only ones.
+        for c in d.levels.iter().flatten() {
+            if c.name != "gateway" {
+                assert!(
+                    c.spec.ports.is_empty(),
+                    "{} publishes {:?}",
+                    c.name,
+                    c.spec.ports
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_public_domain_with_an_acme_email_gets_lets_encrypt_and_https_only() {
+        let (_tmp, shop) = shop(|t| {
+            t.replace("domain = \"localhost\"", "domain = \"shop.example.com\"")
+                .replace(
+                    "[gateway]\n",
+                    "[gateway]\nacme_email = \"ops@example.com\"\nrate_limit = { average = 50, burst = 80 }\n",
+                )
+        });
+        let d = desired(&shop, None, &BTreeMap::new()).unwrap();
+        let gateway = &component(&d, "gateway").spec;
+        assert!(gateway.cmd.contains(
+            &"--certificatesresolvers.letsencrypt.acme.email=ops@example.com".to_owned()
+        ));
+        assert!(
+            gateway.cmd.contains(
+                &"--entrypoints.web.http.redirections.entrypoint.scheme=https".to_owned()
+            )
+        );
+        assert!(
+            !gateway
+                .cmd
+                .iter()
+                .any(|a| a.starts_with("--providers.file"))
+        );
+        assert!(gateway.mounts.contains(&Mount::Volume {
+            name: "demo-letsencrypt".into(),
+            target: "/letsencrypt".into(),
+        }));
+        assert!(d.volumes.contains(&"demo-letsencrypt".to_owned()));
+        let cart = &component(&d, "cart").spec.labels;
+        let l = |k: &str| cart.get(k).map(String::as_str);
+        assert_eq!(
+            l("traefik.http.routers.demo-cart.entrypoints"),
+            Some("websecure")
+        );
+        assert_eq!(
+            l("traefik.http.routers.demo-cart.tls.certresolver"),
+            Some("letsencrypt")
+        );
+        assert_eq!(
+            l("traefik.http.routers.demo-cart.tls.domains[0].main"),
+            Some("shop.example.com")
+        );
+        assert!(
+            !cart
+                .keys()
+                .any(|k| k.starts_with("traefik.http.routers.demo-cart-tls."))
+        );
+        assert_eq!(
+            l("traefik.http.middlewares.demo-cart-ratelimit.ratelimit.average"),
+            Some("50")
+        );
+    }
+
+    #[test]
+    fn an_email_without_a_public_domain_stays_self_signed() {
+        let (_tmp, shop) = shop(|t| {
+            t.replace("domain = \"localhost\"", "domain = \"192.168.1.20\"")
+                .replace(
+                    "[gateway]\n",
+                    "[gateway]\nacme_email = \"ops@example.com\"\n",
+                )
+        });
+        assert_eq!(Tls::of(&shop), Tls::SelfSigned);
+        let d = desired(&shop, None, &BTreeMap::new()).unwrap();
+        let gateway = &component(&d, "gateway").spec;
+        assert!(
+            !gateway
+                .cmd
+                .iter()
+                .any(|a| a.contains("certificatesresolvers"))
+        );
+    }
+}
+
+#[cfg(test)]
+mod payment_provider_tests {
+    use super::*;
+    use crate::init::{ImageChoice, InitOptions, init};
+    use crate::output::Output;
+
+    #[test]
+    fn the_payment_provider_and_its_key_files_reach_the_payment_service() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("shop");
+        let opts = InitOptions {
+            dir: dir.clone(),
+            name: Some("demo".into()),
+            force: false,
+            demo: false,
+            images: ImageChoice::Local,
+        };
+        init(&opts, &|_| false, Output::new(true)).unwrap();
+        let path = dir.join("shop.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("provider = \"test\""), "{text}");
+        std::fs::write(
+            &path,
+            text.replace("provider = \"test\"", "provider = \"stripe\""),
+        )
+        .unwrap();
+        let shop = Shop::load(&dir).unwrap();
+        let err = desired(&shop, None, &BTreeMap::new()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("secrets/stripe_secret_key is missing"),
+            "{err:#}"
+        );
+        for file in provider_secrets("stripe") {
+            std::fs::write(dir.join("secrets").join(file), "x").unwrap();
+        }
+        let d = desired(&shop, None, &BTreeMap::new()).unwrap();
+        let spec = |name: &str| {
+            d.levels
+                .iter()
+                .flatten()
+                .find(|c| c.name == name)
+                .map(|c| c.spec.clone())
+                .unwrap()
+        };
+        let payment = spec("payment");
+        assert!(
+            payment.env.contains(&"PAYMENT_PROVIDER=stripe".to_owned()),
+            "{:?}",
+            payment.env
+        );
+        for file in provider_secrets("stripe") {
+            let target = format!("/run/secrets/{file}");
+            assert!(payment.file_digests.contains_key(&target), "{target}");
+        }
+        // Other services get neither.
+        let order = spec("order");
+        assert!(!order.file_digests.keys().any(|k| k.contains("stripe")));
+        assert!(!order.env.iter().any(|e| e.starts_with("PAYMENT_PROVIDER")));
+    }
 }
 
 #[cfg(test)]

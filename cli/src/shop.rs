@@ -61,6 +61,39 @@ pub struct ComponentSettings {
     /// Extra environment variables.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The gateway's rate limit on this component's route, instead of `[gateway]`'s.
+    pub rate_limit: Option<Spanned<RateLimit>>,
+}
+
+/// Traefik's `ratelimit` per client IP: `average` requests per second sustained, bursts
+/// of up to `burst` requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub average: i64,
+    pub burst: i64,
+}
+
+impl Default for RateLimit {
+    /// A browser opening a page makes a few dozen requests at once; 100/s sustained per
+    /// client IP leaves room for a shop's busiest pages and stops a single scraper.
+    fn default() -> Self {
+        Self {
+            average: 100,
+            burst: 200,
+        }
+    }
+}
+
+/// `[gateway]`: TLS and the default rate limit of every route.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaySection {
+    /// With a public `domain`, the gateway gets its certificate from Let's Encrypt for
+    /// this address; without one it serves a self-signed certificate.
+    pub acme_email: Option<String>,
+    /// Every route's limit unless its component sets its own.
+    pub rate_limit: Option<Spanned<RateLimit>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -91,6 +124,8 @@ pub struct ShopFile {
     pub payments: Option<Payments>,
     #[serde(default)]
     pub notifications: Option<Notifications>,
+    #[serde(default)]
+    pub gateway: GatewaySection,
 }
 
 /// A problem in `shop.toml`, located.
@@ -229,6 +264,15 @@ impl Shop {
             .unwrap_or(component.replicas)
     }
 
+    /// The gateway's rate limit on `component`'s route: its own, else `[gateway]`'s,
+    /// else the default.
+    pub fn rate_limit(&self, component: &str) -> RateLimit {
+        self.settings(component)
+            .and_then(|s| s.rate_limit.as_ref())
+            .or(self.file.gateway.rate_limit.as_ref())
+            .map_or_else(RateLimit::default, |r| *r.get_ref())
+    }
+
     /// Host port for a named port: shop.toml's, else the stack default, else unpublished.
     pub fn host_port(&self, component: &stack::Component, port: &stack::Port) -> Option<u16> {
         match self
@@ -286,6 +330,28 @@ fn check(file: &ShopFile, stack: &Stack, src: &Source<'_>) -> Vec<Diagnostic> {
             problems.push(src.at(Some(file.shop.profiles.span()), e));
         }
     }
+    let rate_limits = file
+        .components
+        .values()
+        .filter_map(|s| s.rate_limit.as_ref())
+        .chain(file.gateway.rate_limit.as_ref());
+    for limit in rate_limits {
+        let RateLimit { average, burst } = *limit.get_ref();
+        if !(1..=1_000_000).contains(&average) || !(1..=1_000_000).contains(&burst) {
+            problems.push(src.at(
+                Some(limit.span()),
+                format!("rate_limit average and burst must be 1 to 1000000 requests, not {average} and {burst}"),
+            ));
+        }
+    }
+    if let Some(email) = &file.gateway.acme_email
+        && !email.contains('@')
+    {
+        problems.push(src.at(
+            None,
+            format!("[gateway] acme_email {email:?} is not an email address"),
+        ));
+    }
     let mut host_ports: BTreeMap<u16, String> = BTreeMap::new();
     let mut claim = |port: u16,
                      who: String,
@@ -309,6 +375,17 @@ fn check(file: &ShopFile, stack: &Stack, src: &Source<'_>) -> Vec<Diagnostic> {
             ));
             continue;
         };
+        if let Some(limit) = &settings.rate_limit
+            && component.route.is_none()
+        {
+            problems.push(src.at(
+                Some(limit.span()),
+                format!(
+                    "{} has no route through the gateway; rate_limit applies to routed services only",
+                    component.name
+                ),
+            ));
+        }
         if let Some(replicas) = &settings.replicas {
             let n = *replicas.get_ref();
             if n < 0 {
@@ -377,6 +454,17 @@ fn check(file: &ShopFile, stack: &Stack, src: &Source<'_>) -> Vec<Diagnostic> {
                 )),
             }
         }
+    }
+    if let Some(payments) = &file.payments
+        && !["test", "stripe", "paypal"].contains(&payments.provider.as_str())
+    {
+        problems.push(src.at(
+            None,
+            format!(
+                "[payments] provider = {:?} is not one of \"test\", \"stripe\", \"paypal\"",
+                payments.provider
+            ),
+        ));
     }
     if let Some(payments) = &file.payments
         && !["test", "stripe", "paypal"].contains(&payments.provider.as_str())
@@ -537,6 +625,55 @@ mod tests {
                 .any(|e| e.contains("host port 8080 is used by both")),
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn rate_limits_come_from_the_component_then_the_gateway_then_the_default() {
+        let text = "[shop]\nname = \"demo\"\n[gateway]\nrate_limit = { average = 7, burst = 9 }\n[components.catalog]\nrate_limit = { average = 1000, burst = 2000 }\n";
+        let file = parse(text, "shop.toml").unwrap();
+        let shop = Shop {
+            dir: PathBuf::from("."),
+            file,
+            stack: Stack::embedded().unwrap(),
+        };
+        assert_eq!(
+            shop.rate_limit("catalog"),
+            RateLimit {
+                average: 1000,
+                burst: 2000
+            }
+        );
+        assert_eq!(
+            shop.rate_limit("cart"),
+            RateLimit {
+                average: 7,
+                burst: 9
+            }
+        );
+        let bare = parse("[shop]\nname = \"demo\"\n", "shop.toml").unwrap();
+        assert!(bare.gateway.rate_limit.is_none());
+        assert_eq!(RateLimit::default().average, 100);
+    }
+
+    #[test]
+    fn bad_rate_limits_and_acme_emails_are_refused() {
+        let errs = errors(
+            "[shop]\nname = \"demo\"\n[components.catalog]\nrate_limit = { average = 0, burst = 5 }\n",
+        );
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("shop.toml:4:14: rate_limit average and burst")),
+            "{errs:?}"
+        );
+        let errs = errors(
+            "[shop]\nname = \"demo\"\n[components.postgres]\nrate_limit = { average = 5, burst = 5 }\n",
+        );
+        assert!(
+            errs.iter().any(|e| e.contains("postgres has no route")),
+            "{errs:?}"
+        );
+        let errs = errors("[shop]\nname = \"demo\"\n[gateway]\nacme_email = \"nobody\"\n");
+        assert!(errs.iter().any(|e| e.contains("not an email")), "{errs:?}");
     }
 
     #[test]
