@@ -466,17 +466,6 @@ fn check(file: &ShopFile, stack: &Stack, src: &Source<'_>) -> Vec<Diagnostic> {
             ),
         ));
     }
-    if let Some(payments) = &file.payments
-        && !["test", "stripe", "paypal"].contains(&payments.provider.as_str())
-    {
-        problems.push(src.at(
-            None,
-            format!(
-                "[payments] provider = {:?} is not one of \"test\", \"stripe\", \"paypal\"",
-                payments.provider
-            ),
-        ));
-    }
     // Default host ports of components not overridden in shop.toml also count.
     let profiles: Vec<Profile> = file
         .shop
