@@ -103,7 +103,12 @@ impl Config {
 
     /// Must run inside a Tokio runtime (the pool spawns its maintenance task).
     pub fn from_settings(settings: &Settings) -> Result<Config, ConfigError> {
-        let mode: ShopMode = settings.parse_or("SHOP_MODE", ShopMode::Development)?;
+        // SHOP_MODE, else SHOPSTACK_MODE (what shopctl sets for every service).
+        let mode: ShopMode = if settings.get("SHOP_MODE").is_none() {
+            settings.parse_or("SHOPSTACK_MODE", ShopMode::Development)?
+        } else {
+            settings.parse_or("SHOP_MODE", ShopMode::Development)?
+        };
         let shop = Shop {
             name: settings.get("SHOP_NAME").unwrap_or("Shopstack").to_owned(),
             url: settings
