@@ -67,6 +67,20 @@ fn new_shop(dir: &Path, name: &str) -> Shop {
             &format!("ports.http = {}", free_port()),
         )
         .replace(
+            "ports.https = 8443",
+            &format!("ports.https = {}", free_port()),
+        )
+        // The load loop of the scaling steps stays far below catalog's limit; user's is
+        // low, so that a short burst shows the 429.
+        .replace(
+            "[components.catalog]\n",
+            "[components.catalog]\nrate_limit = { average = 2000, burst = 4000 }\n",
+        )
+        .replace(
+            "[components.user]\n",
+            "[components.user]\nrate_limit = { average = 5, burst = 10 }\n",
+        )
+        .replace(
             "ports.http = 9090",
             &format!("ports.http = {}", free_port()),
         )
@@ -81,6 +95,131 @@ fn new_shop(dir: &Path, name: &str) -> Shop {
 fn gateway_port(shop: &Shop) -> u16 {
     let gateway = shop.stack.get("gateway").unwrap();
     shop.host_port(gateway, &gateway.ports[0]).unwrap()
+}
+
+fn gateway_tls_port(shop: &Shop) -> u16 {
+    let gateway = shop.stack.get("gateway").unwrap();
+    let https = gateway.ports.iter().find(|p| p.name == "https").unwrap();
+    shop.host_port(gateway, https).unwrap()
+}
+
+/// What the gateway adds to every route: security headers (HSTS on HTTPS only), gzip
+/// when asked, request ids passed through (the service echoes one or makes one), HTTPS
+/// with the shop's self-signed certificate, and 429 beyond a route's rate limit.
+async fn the_gateway_secures_compresses_and_limits(dir: &Path, shop: &Shop) {
+    let http = format!("http://127.0.0.1:{}", gateway_port(shop));
+    let client = reqwest::Client::new();
+    let page = client
+        .get(format!("{http}/api/catalog/products?limit=20"))
+        .header("accept-encoding", "gzip")
+        .header("x-request-id", "e2e-request-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let h = page.headers().clone();
+    let header = |name: &str| h.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("content-encoding").as_deref(), Some("gzip"), "{h:?}");
+    assert_eq!(header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(header("x-frame-options").as_deref(), Some("DENY"));
+    assert_eq!(
+        header("referrer-policy").as_deref(),
+        Some("strict-origin-when-cross-origin")
+    );
+    assert_eq!(
+        header("strict-transport-security"),
+        None,
+        "no HSTS on plain HTTP"
+    );
+    assert_eq!(header("x-request-id").as_deref(), Some("e2e-request-42"));
+    let body = page.bytes().await.unwrap();
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "a gzip stream");
+    // No id sent: the service makes one, and the gateway passes it back.
+    let plain = client
+        .get(format!("{http}/api/catalog/products?limit=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), 200);
+    assert_eq!(
+        plain.headers().get("content-encoding"),
+        None,
+        "not asked for gzip"
+    );
+    let generated = plain
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(generated.len() >= 16, "{generated}");
+
+    // HTTPS, verified against the certificate shopctl generated (nothing else trusted).
+    let pem = std::fs::read(dir.join("secrets/gateway_tls.crt")).unwrap();
+    let port = gateway_tls_port(shop);
+    let tls = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let secure = tls
+        .get(format!(
+            "https://localhost:{port}/api/catalog/products?limit=1"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(secure.status(), 200);
+    assert_eq!(
+        secure
+            .headers()
+            .get("strict-transport-security")
+            .map(|v| v.to_str().unwrap()),
+        Some("max-age=31536000; includeSubDomains")
+    );
+    assert_eq!(
+        secure
+            .headers()
+            .get("x-frame-options")
+            .map(|v| v.to_str().unwrap()),
+        Some("DENY")
+    );
+    // A client that trusts only the public roots refuses it: it is self-signed.
+    let public = reqwest::Client::builder()
+        .resolve("localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    assert!(
+        public
+            .get(format!("https://localhost:{port}/api/catalog/health/live"))
+            .send()
+            .await
+            .is_err()
+    );
+
+    // user's route allows 5/s with bursts of 10: 40 requests at once meet the limit.
+    let statuses = futures::future::join_all((0..40).map(|_| {
+        let client = client.clone();
+        let url = format!("{http}/api/user/health/live");
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    }))
+    .await;
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    let ok = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        limited >= 20 && ok >= 5 && limited + ok == 40,
+        "{statuses:?}"
+    );
+    // Catalog's own limit is high: the same burst there is all 200.
+    let statuses = futures::future::join_all((0..40).map(|_| {
+        let client = client.clone();
+        let url = format!("{http}/api/catalog/health/live");
+        async move { client.get(url).send().await.unwrap().status().as_u16() }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // The user route's bucket refills before anyone logs in again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
 }
 
 fn prometheus_url(shop: &Shop) -> String {
@@ -336,6 +475,7 @@ async fn shop_lifecycle_on_the_real_engine() {
     assert_eq!(product.status(), 200);
 
     admins_write_the_catalog_and_customers_cannot(&dir, gateway_port(&shop)).await;
+    the_gateway_secures_compresses_and_limits(&dir, &shop).await;
 
     // The checkout parked nothing; `shopctl events` reaches the broker to say so.
     let (code, stdout, stderr) = shopctl(&dir, &["--json", "events"]);
