@@ -659,6 +659,15 @@ pub async fn up(
             "generated the gateway's self-signed certificate (secrets/gateway_tls.crt)",
         );
     }
+    if crate::discovery::sync_prometheus_config(shop)? {
+        out.step(
+            "",
+            &format!(
+                "config/prometheus/prometheus.yml now discovers through {}",
+                shop.file.shop.discovery.get_ref().name()
+            ),
+        );
+    }
     let docker = crate::engine::connect().await?;
     let engine = DockerEngine::new(docker);
     let probe = crate::desired::desired(shop, only, &BTreeMap::new())?;

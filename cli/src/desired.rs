@@ -347,6 +347,17 @@ fn container_spec(
     if component.kind == Kind::Service {
         labels.insert("shopstack.metrics".into(), "true".into());
     }
+    let consul = *shop.file.shop.discovery.get_ref() == crate::discovery::Mode::Consul;
+    if consul && component.kind == Kind::Service {
+        env.extend(crate::discovery::service_env(
+            shop.name(),
+            &component.name,
+            &labels,
+        ));
+    }
+    if consul && component.kind == Kind::Gateway {
+        cmd = crate::discovery::gateway_command(shop.name(), &cmd);
+    }
     Ok(ContainerSpec {
         image,
         image_id,
@@ -545,6 +556,73 @@ mod tests {
 
     fn component<'a>(d: &'a Desired, name: &str) -> &'a DesiredComponent {
         d.levels.iter().flatten().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn consul_discovery_registers_services_and_points_the_gateway_at_the_catalog() {
+        let (_tmp, consul_shop) = shop(|t| {
+            t.replace(
+                "profiles = [\"core\"]",
+                "profiles = [\"core\", \"discovery\"]",
+            )
+            .replace("discovery = \"docker\"", "discovery = \"consul\"")
+        });
+        let d = desired(&consul_shop, None, &BTreeMap::new()).unwrap();
+        let catalog = &component(&d, "catalog").spec;
+        assert!(
+            catalog
+                .env
+                .contains(&"CONSUL_SERVICE_NAME=catalog".to_owned())
+        );
+        let tags = catalog
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("CONSUL_SERVICE_TAGS="))
+            .unwrap();
+        let tags: Vec<String> = serde_json::from_str(tags).unwrap();
+        // Every routing label of the Docker mode, as a tag.
+        for (k, v) in catalog
+            .labels
+            .iter()
+            .filter(|(k, _)| k.starts_with("traefik."))
+        {
+            assert!(
+                tags.contains(&format!("{k}={v}")),
+                "{k} missing from {tags:?}"
+            );
+        }
+        let gateway = &component(&d, "gateway").spec;
+        assert!(
+            gateway
+                .cmd
+                .iter()
+                .any(|a| a == "--providers.consulcatalog=true")
+        );
+        assert!(
+            !gateway
+                .cmd
+                .iter()
+                .any(|a| a.starts_with("--providers.docker"))
+        );
+        assert!(component(&d, "consul").spec.image.contains("consul"));
+
+        // The default stays Docker: no registration settings, the Docker provider.
+        let (_tmp2, docker_shop) = shop(|t| t);
+        let d = desired(&docker_shop, None, &BTreeMap::new()).unwrap();
+        assert!(
+            !component(&d, "catalog")
+                .spec
+                .env
+                .iter()
+                .any(|e| e.starts_with("CONSUL_"))
+        );
+        assert!(
+            component(&d, "gateway")
+                .spec
+                .cmd
+                .iter()
+                .any(|a| a == "--providers.docker=true")
+        );
     }
 
     #[test]

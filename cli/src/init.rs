@@ -21,7 +21,7 @@ const SHOP_TEMPLATE: &str = include_str!("../../templates/shop.toml.tera");
 const NOTIFICATION_TEMPLATES_README: &str = include_str!("../../templates/notifications/README.md");
 const PROVISION_DATABASE: &str =
     include_str!("../../templates/config/postgres/provision-database.sh");
-const PROMETHEUS_TEMPLATE: &str =
+pub(crate) const PROMETHEUS_TEMPLATE: &str =
     include_str!("../../templates/config/prometheus/prometheus.yml.tera");
 /// Prometheus's alert rules: copied as they are (their `{{ $labels }}` are Prometheus's).
 const PROMETHEUS_ALERTS: &str = include_str!("../../templates/config/prometheus/alerts.yml");
@@ -185,6 +185,7 @@ pub fn init(
     ctx.insert("demo", &opts.demo);
     ctx.insert("components", &components);
     ctx.insert("network", &format!("shopstack-{name}"));
+    ctx.insert("discovery", crate::discovery::Mode::Docker.name());
     let shop_toml =
         tera::Tera::one_off(SHOP_TEMPLATE, &ctx, false).context("rendering shop.toml")?;
     // What we write must be what we accept.

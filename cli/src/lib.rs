@@ -7,6 +7,7 @@ pub mod admin;
 pub mod commands;
 pub mod compose;
 pub mod desired;
+pub mod discovery;
 pub mod doctor;
 pub mod down;
 pub mod engine;

@@ -35,10 +35,17 @@ pub struct ShopSection {
     /// Load the demo catalog after the first migration.
     #[serde(default)]
     pub demo: bool,
+    /// How the gateway and Prometheus find replicas (`crate::discovery`).
+    #[serde(default = "docker_discovery")]
+    pub discovery: Spanned<crate::discovery::Mode>,
 }
 
 fn localhost() -> String {
     "localhost".into()
+}
+
+fn docker_discovery() -> Spanned<crate::discovery::Mode> {
+    Spanned::new(0..0, crate::discovery::Mode::Docker)
 }
 
 fn core_only() -> Spanned<Vec<String>> {
@@ -330,6 +337,20 @@ fn check(file: &ShopFile, stack: &Stack, src: &Source<'_>) -> Vec<Diagnostic> {
             problems.push(src.at(Some(file.shop.profiles.span()), e));
         }
     }
+    let discovery = &file.shop.discovery;
+    if *discovery.get_ref() == crate::discovery::Mode::Consul
+        && !file
+            .shop
+            .profiles
+            .get_ref()
+            .iter()
+            .any(|p| p == "discovery")
+    {
+        problems.push(src.at(
+            Some(discovery.span()),
+            "discovery = \"consul\" needs Consul: add \"discovery\" to [shop] profiles (or use discovery = \"docker\")".to_owned(),
+        ));
+    }
     let rate_limits = file
         .components
         .values()
@@ -571,6 +592,26 @@ mod tests {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    #[test]
+    fn consul_discovery_needs_the_discovery_profile() {
+        let errs = errors("[shop]\nname = \"demo\"\ndiscovery = \"consul\"\n");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].starts_with("shop.toml:3:13:"), "{errs:?}");
+        assert!(
+            errs[0].contains("add \"discovery\" to [shop] profiles"),
+            "{errs:?}"
+        );
+        assert!(
+            errors("[shop]\nname = \"demo\"\nprofiles = [\"core\", \"discovery\"]\ndiscovery = \"consul\"\n")
+                .is_empty()
+        );
+        let errs = errors("[shop]\nname = \"demo\"\ndiscovery = \"etcd\"\n");
+        assert!(
+            errs[0].contains("docker") && errs[0].contains("consul"),
+            "{errs:?}"
+        );
     }
 
     #[test]

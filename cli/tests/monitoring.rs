@@ -76,6 +76,54 @@ fn promtool_accepts_the_generated_configuration_and_rules() {
     assert!(text.contains("regex: \"shopstack-mon\""), "{text}");
 }
 
+/// The same file for `discovery = "consul"` with the upstream Prometheus image (what `up`
+/// writes after the switch). Debian's promtool is built without Consul discovery and
+/// refuses exactly that section, which is why the local image keeps the engine's.
+#[test]
+fn the_consul_discovery_configuration_differs_only_in_the_services_job() {
+    let shop = rendered();
+    let dir = shop.path().join("config/prometheus");
+    let consul = shopctl::discovery::prometheus_config("mon", true).unwrap();
+    std::fs::write(dir.join("prometheus.yml"), &consul).unwrap();
+    let out = Command::new(promtool())
+        .args(["check", "config", "prometheus.yml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || text.contains("field consul_sd_configs not found"),
+        "{text}"
+    );
+    let parsed: serde_yaml::Value = serde_yaml::from_str(&consul).unwrap();
+    let docker: serde_yaml::Value =
+        serde_yaml::from_str(&shopctl::discovery::prometheus_config("mon", false).unwrap())
+            .unwrap();
+    let jobs = |v: &serde_yaml::Value| -> Vec<serde_yaml::Value> {
+        v["scrape_configs"].as_sequence().unwrap().clone()
+    };
+    let (consul_jobs, docker_jobs) = (jobs(&parsed), jobs(&docker));
+    assert_eq!(consul_jobs.len(), docker_jobs.len());
+    for (c, d) in consul_jobs.iter().zip(&docker_jobs) {
+        assert_eq!(c["job_name"], d["job_name"]);
+        if c["job_name"] == "services" {
+            let sd = &c["consul_sd_configs"][0];
+            assert_eq!(sd["server"], "consul:8500");
+            let tags: Vec<&str> = sd["tags"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect();
+            assert_eq!(tags, ["shopstack.shop=mon", "shopstack.metrics=true"]);
+        } else {
+            assert_eq!(c, d);
+        }
+    }
+    assert_eq!(parsed["rule_files"], docker["rule_files"]);
+}
+
 /// promtool's rule unit tests: each alert fires on the series that should trigger it,
 /// after its `for`, with its labels and text; and stays quiet on healthy series.
 const ALERT_TESTS: &str = r#"
