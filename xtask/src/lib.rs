@@ -81,6 +81,9 @@ pub enum BenchTarget {
     /// The storefront's category and product pages: time to first byte at a fixed rate,
     /// and page weight (HTML + CSS + JS), through the services as release processes.
     Storefront,
+    /// The same fixed request rate through Traefik and straight to a catalog replica, on
+    /// a shop on the real engine: what the gateway adds at p50 and p99 (`xtask/bench`).
+    Gateway,
 }
 
 impl BenchTarget {
@@ -91,6 +94,7 @@ impl BenchTarget {
             Self::Up => "up",
             Self::Checkout => "checkout",
             Self::Storefront => "storefront",
+            Self::Gateway => "gateway",
         }
     }
 }
@@ -225,6 +229,11 @@ fn bench(
         let shopctl = root.join("target/release/shopctl");
         let rounds = rounds.unwrap_or(3);
         return bench_up::run(&root, &shopctl, &bench_up::Options { rounds, out });
+    }
+    if what == BenchTarget::Gateway {
+        // The benchmark brings a shop up with shopctl, on the images of this tree.
+        shopctl(&["images", "build"])?;
+        cargo(&["build", "--release", "--quiet", "--package", "shopctl"])?;
     }
     if what == BenchTarget::Storefront {
         // The testbed starts these release binaries from target/release.

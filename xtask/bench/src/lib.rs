@@ -7,6 +7,7 @@
 //! - [`auth`]: argon2 hashes per second, log-in throughput of the user service, and what
 //!   verifying a user-service token costs a catalog read.
 //! - [`checkout`]: whole checkouts per second through the four checkout services.
+//! - [`gateway`]: what Traefik adds to a request, on a shop on the real engine.
 //! - [`storefront`]: the storefront's pages, time to first byte at a fixed rate and weight.
 //! - [`service`]: services in-process over throw-away databases (loopback only).
 //! - [`report`]: the machine description and JSON output every report shares.
@@ -14,6 +15,7 @@
 pub mod auth;
 pub mod catalog;
 pub mod checkout;
+pub mod gateway;
 pub mod load;
 pub mod report;
 pub mod service;
@@ -45,6 +47,9 @@ pub enum What {
     /// The storefront: category and product pages' time to first byte at a fixed rate,
     /// and every page's weight; writes target/bench/storefront.json.
     Storefront(storefront::Args),
+    /// The gateway: the same fixed rate through Traefik and straight to a catalog
+    /// replica, on a shop on the real engine; writes target/bench/gateway.json.
+    Gateway(gateway::Args),
 }
 
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
@@ -53,5 +58,6 @@ pub async fn run(cli: &Cli) -> anyhow::Result<()> {
         What::Auth(args) => auth::main(args).await.map(|_| ()),
         What::Checkout(args) => checkout::main(args).await.map(|_| ()),
         What::Storefront(args) => storefront::main(args).await.map(|_| ()),
+        What::Gateway(args) => gateway::main(args).await.map(|_| ()),
     }
 }
