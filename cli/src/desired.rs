@@ -235,13 +235,22 @@ fn container_spec(
     if let Some((provider, _)) = &payment {
         env.insert("PAYMENT_PROVIDER".into(), provider.clone());
     }
+    let notifying = notification_providers(shop, component, &shop_dir)?;
+    if let Some((providers, _)) = &notifying {
+        env.extend(providers.clone());
+    }
     if let Some(s) = settings {
         env.extend(s.env.clone());
     }
 
     let mut mounts = Vec::new();
     let mut file_digests = BTreeMap::new();
-    let provider_files = payment.map(|(_, files)| files).unwrap_or_default();
+    let provider_files: Vec<String> = payment
+        .map(|(_, files)| files)
+        .into_iter()
+        .chain(notifying.map(|(_, files)| files))
+        .flatten()
+        .collect();
     for secret in component.secrets.iter().chain(&provider_files) {
         let source = shop_dir.join("secrets").join(secret);
         let target = format!("/run/secrets/{secret}");
@@ -438,6 +447,67 @@ fn payment_provider(
     Ok(Some((provider, files)))
 }
 
+/// For the notification service: `EMAIL_PROVIDER` / `SMS_PROVIDER` from shop.toml's
+/// `[notifications] email` / `sms`, and their secret files (SendGrid's key and Twilio's
+/// token must exist; an SMTP password is mounted when there is one). The providers'
+/// other settings (`SMTP_HOST`, `TWILIO_ACCOUNT_SID`, `TWILIO_FROM` …) go in
+/// `[components.notification] env`.
+#[allow(clippy::type_complexity)]
+fn notification_providers(
+    shop: &Shop,
+    component: &Component,
+    shop_dir: &Path,
+) -> anyhow::Result<Option<(Vec<(String, String)>, Vec<String>)>> {
+    if component.name != "notification" {
+        return Ok(None);
+    }
+    let Some(chosen) = shop.file.notifications.as_ref() else {
+        return Ok(None);
+    };
+    let mut env = Vec::new();
+    let mut files = Vec::new();
+    let channels = [
+        (
+            "email",
+            "EMAIL_PROVIDER",
+            &chosen.email,
+            &["sendgrid", "smtp", "outbox"][..],
+        ),
+        (
+            "sms",
+            "SMS_PROVIDER",
+            &chosen.sms,
+            &["twilio", "outbox", "none"][..],
+        ),
+    ];
+    for (key, variable, provider, known) in channels {
+        let Some(provider) = provider else { continue };
+        if !known.contains(&provider.as_str()) {
+            anyhow::bail!(
+                "shop.toml's [notifications] {key} = {provider:?} is not a provider: use one of {}",
+                known.join(", ")
+            );
+        }
+        env.push((variable.to_owned(), provider.clone()));
+        let (file, required) = match provider.as_str() {
+            "sendgrid" => ("sendgrid_api_key", true),
+            "twilio" => ("twilio_auth_token", true),
+            "smtp" => ("smtp_password", false),
+            _ => continue,
+        };
+        if shop_dir.join("secrets").join(file).is_file() {
+            files.push(file.to_owned());
+        } else if required {
+            anyhow::bail!(
+                "secrets/{file} is missing: shop.toml's [notifications] {key} = {provider:?} \
+                 needs it (put the key from the provider's console in it; see the notification \
+                 service's README)"
+            );
+        }
+    }
+    Ok(Some((env, files)))
+}
+
 /// Traefik's Docker provider reads these: a path-prefix route per service on plain HTTP
 /// and on HTTPS (with ACME: HTTPS only, the certificate from Let's Encrypt for the
 /// shop's domain; HTTP redirects at the entrypoint), and one middleware chain on both:
@@ -556,6 +626,52 @@ mod tests {
 
     fn component<'a>(d: &'a Desired, name: &str) -> &'a DesiredComponent {
         d.levels.iter().flatten().find(|c| c.name == name).unwrap()
+    }
+
+    #[test]
+    fn notification_providers_and_their_keys_reach_the_notification_service() {
+        let (tmp, with_keys) = shop(|t| {
+            let t = t.replace(
+                "[components.notification]\n",
+                "[components.notification]\nenv = { TWILIO_ACCOUNT_SID = \"AC123\", TWILIO_FROM = \"+15005550006\" }\n",
+            );
+            format!("{t}\n[notifications]\nemail = \"sendgrid\"\nsms = \"twilio\"\n")
+        });
+        let err = desired(&with_keys, None, &BTreeMap::new()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("secrets/sendgrid_api_key is missing"),
+            "{err:#}"
+        );
+        let secrets = tmp.path().join("shop/secrets");
+        std::fs::write(secrets.join("sendgrid_api_key"), "SG.key").unwrap();
+        std::fs::write(secrets.join("twilio_auth_token"), "token").unwrap();
+        let d = desired(&with_keys, None, &BTreeMap::new()).unwrap();
+        let spec = &component(&d, "notification").spec;
+        for env in [
+            "EMAIL_PROVIDER=sendgrid",
+            "SMS_PROVIDER=twilio",
+            "TWILIO_ACCOUNT_SID=AC123",
+        ] {
+            assert!(spec.env.contains(&env.to_owned()), "{env}: {:?}", spec.env);
+        }
+        for file in ["sendgrid_api_key", "twilio_auth_token"] {
+            assert!(spec.mounts.iter().any(|m| matches!(m, Mount::Bind { target, .. } if *target == format!("/run/secrets/{file}"))), "{file}");
+        }
+        // Not for other services.
+        assert!(
+            !component(&d, "catalog")
+                .spec
+                .env
+                .iter()
+                .any(|e| e.starts_with("EMAIL_PROVIDER"))
+        );
+
+        let (_tmp, wrong) = shop(|t| format!("{t}\n[notifications]\nemail = \"mailgun\"\n"));
+        let err = desired(&wrong, None, &BTreeMap::new()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("sendgrid, smtp, outbox"),
+            "{err:#}"
+        );
     }
 
     #[test]
