@@ -156,8 +156,7 @@ mod tests {
         );
         // What the service reads back is what shopctl wrote.
         let settings = shopkit::config::Settings::from_vars(
-            env
-                .into_iter()
+            env.into_iter()
                 .chain([("HOSTNAME".to_owned(), "0123456789ab".to_owned())]),
         );
         let registration = shopkit::discovery::Discovery::from_settings(&settings)
