@@ -659,6 +659,11 @@ pub async fn up(
             "generated the gateway's self-signed certificate (secrets/gateway_tls.crt)",
         );
     }
+    // A shop made before the storefront gets its default theme now.
+    if !shop.dir.join("theme").exists() {
+        storefront::theme::write_default(&shop.dir.join("theme"))?;
+        out.step("", "wrote the storefront's default theme (theme/)");
+    }
     if crate::discovery::sync_prometheus_config(shop)? {
         out.step(
             "",

@@ -180,7 +180,10 @@ pub fn probes(shop: &Shop, running: &[String]) -> Vec<(String, String)> {
             let route = c.route.as_ref()?;
             Some((
                 c.name.clone(),
-                format!("{scheme}://127.0.0.1:{port}{route}{LIVE}"),
+                format!(
+                    "{scheme}://127.0.0.1:{port}{}{LIVE}",
+                    route.trim_end_matches('/')
+                ),
             ))
         })
         .collect()

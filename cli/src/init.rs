@@ -216,6 +216,9 @@ pub fn init(
         0o644,
     )?;
 
+    // The storefront's default theme, to edit: a file here replaces the built-in one.
+    storefront::theme::write_default(&opts.dir.join("theme")).context("writing theme/")?;
+
     let mut secrets = write_secrets(&opts.dir, &stack)?;
     // The gateway's self-signed certificate: a new one with the other secrets.
     for file in [crate::gateway::CERT_FILE, crate::gateway::KEY_FILE] {
@@ -364,7 +367,13 @@ fn write_secrets(shop_dir: &Path, stack: &Stack) -> anyhow::Result<Vec<String>> 
         .iter()
         .filter(|n| !TOKEN_KEY_SECRETS.contains(&n.as_str()))
     {
-        write_secret(&dir, name, &random_password())?;
+        // A session key seals cookies (ChaCha20-Poly1305): 32 random bytes, in hex.
+        let value = if name.ends_with("_session_key") {
+            hex::encode(rand::thread_rng().r#gen::<[u8; 32]>())
+        } else {
+            random_password()
+        };
+        write_secret(&dir, name, &value)?;
     }
     let kid = format!("shop-{}", &uuid_like());
     let pem = shopkit::auth::keys::generate_pem()?;

@@ -99,13 +99,20 @@ pub fn urls(replicas: &[ReplicaStatus]) -> Vec<Url> {
             .filter(|r| r.component == component && r.state == "running")
         {
             for port in &replica.ports {
-                let Some((host, _)) = port.split_once("->") else {
+                let Some((host, container)) = port.split_once("->") else {
                     continue;
                 };
+                // The gateway's TLS entrypoint (container port 443) is the HTTPS address.
+                let tls = container.starts_with("443/");
                 let url = Url {
-                    name: name.to_owned(),
+                    name: if tls {
+                        format!("{name}-https")
+                    } else {
+                        name.to_owned()
+                    },
                     url: format!(
-                        "http://localhost:{}/",
+                        "{}://localhost:{}/",
+                        if tls { "https" } else { "http" },
                         host.rsplit(':').next().unwrap_or(host)
                     ),
                 };
@@ -320,5 +327,16 @@ mod tests {
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["urls"][0]["name"], "shop");
         assert_eq!(json["urls"][0]["url"], "http://localhost:8081/");
+    }
+
+    #[test]
+    fn the_gateway_tls_port_is_the_https_url() {
+        let replicas = [running("gateway", 1, &["8443->443/tcp", "8081->80/tcp"])];
+        let urls = urls(&replicas);
+        assert_eq!(urls.len(), 2);
+        let shop = urls.iter().find(|u| u.name == "shop").unwrap();
+        assert_eq!(shop.url, "http://localhost:8081/");
+        let https = urls.iter().find(|u| u.name == "shop-https").unwrap();
+        assert_eq!(https.url, "https://localhost:8443/");
     }
 }

@@ -342,6 +342,7 @@ async fn build_images() {
             "payment".into(),
             "user".into(),
             "notification".into(),
+            "storefront".into(),
         ],
         ..Default::default()
     };
@@ -473,6 +474,21 @@ async fn shop_lifecycle_on_the_real_engine() {
     let id = items[0]["id"].as_str().unwrap().to_owned();
     let product = reqwest::get(format!("{base}/products/{id}")).await.unwrap();
     assert_eq!(product.status(), 200);
+
+    // The storefront at `/`, behind the same gateway: a server-rendered page with the
+    // demo catalog, under the shop's name.
+    let home = reqwest::get(format!("http://127.0.0.1:{}/", gateway_port(&shop)))
+        .await
+        .unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(
+        home.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = home.text().await.unwrap();
+    assert!(page.contains(&name), "the shop's name on its home page");
 
     admins_write_the_catalog_and_customers_cannot(&dir, gateway_port(&shop)).await;
     the_gateway_secures_compresses_and_limits(&dir, &shop).await;
