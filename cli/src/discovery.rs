@@ -15,6 +15,9 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use serde::Deserialize;
 
+const PROMETHEUS_TEMPLATE: &str =
+    include_str!("../../templates/config/prometheus/prometheus.yml.tera");
+
 /// Where the services reach the Consul agent on the shop network.
 pub const CONSUL_HTTP_ADDR: &str = "http://consul:8500";
 
@@ -122,8 +125,7 @@ pub fn prometheus_config(shop: &str, consul: bool) -> anyhow::Result<String> {
     ctx.insert("name", shop);
     ctx.insert("network", &format!("shopstack-{shop}"));
     ctx.insert("discovery", mode.name());
-    tera::Tera::one_off(crate::init::PROMETHEUS_TEMPLATE, &ctx, false)
-        .context("rendering prometheus.yml")
+    tera::Tera::one_off(PROMETHEUS_TEMPLATE, &ctx, false).context("rendering prometheus.yml")
 }
 
 #[cfg(test)]

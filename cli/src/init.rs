@@ -21,8 +21,6 @@ const SHOP_TEMPLATE: &str = include_str!("../../templates/shop.toml.tera");
 const NOTIFICATION_TEMPLATES_README: &str = include_str!("../../templates/notifications/README.md");
 const PROVISION_DATABASE: &str =
     include_str!("../../templates/config/postgres/provision-database.sh");
-pub(crate) const PROMETHEUS_TEMPLATE: &str =
-    include_str!("../../templates/config/prometheus/prometheus.yml.tera");
 /// Prometheus's alert rules: copied as they are (their `{{ $labels }}` are Prometheus's).
 const PROMETHEUS_ALERTS: &str = include_str!("../../templates/config/prometheus/alerts.yml");
 /// Grafana's provisioning and dashboards, copied as they are; the RED dashboard is
@@ -185,7 +183,6 @@ pub fn init(
     ctx.insert("demo", &opts.demo);
     ctx.insert("components", &components);
     ctx.insert("network", &format!("shopstack-{name}"));
-    ctx.insert("discovery", crate::discovery::Mode::Docker.name());
     let shop_toml =
         tera::Tera::one_off(SHOP_TEMPLATE, &ctx, false).context("rendering shop.toml")?;
     // What we write must be what we accept.
@@ -198,7 +195,7 @@ pub fn init(
         PROVISION_DATABASE,
         0o755,
     )?;
-    write_monitoring(&opts.dir, &stack, &ctx)?;
+    write_monitoring(&opts.dir, &stack, &name)?;
 
     let filebeat =
         tera::Tera::one_off(FILEBEAT_TEMPLATE, &ctx, false).context("rendering filebeat.yml")?;
@@ -237,9 +234,9 @@ pub fn init(
 
 /// Prometheus's configuration and alert rules, Grafana's provisioning and dashboards
 /// (one RED dashboard per service of the stack).
-pub fn write_monitoring(dir: &Path, stack: &Stack, ctx: &tera::Context) -> anyhow::Result<()> {
-    let prometheus =
-        tera::Tera::one_off(PROMETHEUS_TEMPLATE, ctx, false).context("rendering prometheus.yml")?;
+pub fn write_monitoring(dir: &Path, stack: &Stack, name: &str) -> anyhow::Result<()> {
+    // A new shop discovers through the engine; `up` follows a later change of mode.
+    let prometheus = crate::discovery::prometheus_config(name, false)?;
     write_file(
         &dir.join("config/prometheus/prometheus.yml"),
         &prometheus,
