@@ -90,17 +90,42 @@ impl<'a> Cred<'a> {
     }
 }
 
+/// Anonymous catalog reads that every visitor shares, for a short while: a busy category
+/// page would otherwise run the same listing and facet queries many times a second.
+/// Concurrent misses of one key make one call (the others wait for its answer).
+type CatalogCache = moka::future::Cache<String, Reply>;
+
+/// Why a cached read's answer was not kept.
+#[derive(Debug)]
+enum NotKept {
+    /// The catalog answered, but not with success (a 404 or 400 is passed on as it is).
+    Refused(Reply),
+    Failed(anyhow::Error),
+}
+
 #[derive(Debug, Clone)]
 pub struct Api {
     http: reqwest::Client,
     /// For the cart's event stream: no overall timeout (the stream is long-lived).
     streaming: reqwest::Client,
+    /// `None` when `CATALOG_CACHE_MS` is 0.
+    catalog_cache: Option<CatalogCache>,
     pub upstreams: Upstreams,
 }
 
 impl Api {
-    pub fn new(upstreams: Upstreams, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(
+        upstreams: Upstreams,
+        timeout: Duration,
+        catalog_cache: Duration,
+    ) -> anyhow::Result<Self> {
         Ok(Api {
+            catalog_cache: (!catalog_cache.is_zero()).then(|| {
+                CatalogCache::builder()
+                    .max_capacity(10_000)
+                    .time_to_live(catalog_cache)
+                    .build()
+            }),
             http: reqwest::Client::builder()
                 .timeout(timeout)
                 .pool_max_idle_per_host(64)
@@ -182,6 +207,44 @@ impl Api {
         .await
     }
 
+    /// An anonymous catalog read that is the same for every visitor (the category tree,
+    /// a listing), through the short-lived cache when it is on. Only successful answers
+    /// are kept.
+    pub async fn catalog_shared(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> anyhow::Result<Reply> {
+        let fetch = || self.get_query(Service::Catalog, path, query, Cred::none());
+        let Some(cache) = &self.catalog_cache else {
+            return fetch().await;
+        };
+        let key = format!("{path}?{}", serde_urlencoded::to_string(query)?);
+        let kept = cache
+            .try_get_with(key, async {
+                match fetch().await {
+                    Ok(reply) if reply.ok() => Ok(reply),
+                    Ok(reply) => Err(NotKept::Refused(reply)),
+                    Err(e) => Err(NotKept::Failed(e)),
+                }
+            })
+            .await;
+        match kept {
+            Ok(reply) => Ok(reply),
+            Err(not_kept) => match &*not_kept {
+                NotKept::Refused(reply) => Ok(reply.clone()),
+                NotKept::Failed(e) => Err(anyhow::anyhow!("{e:#}")),
+            },
+        }
+    }
+
+    /// After a write to the catalog through this storefront, its shared reads are stale.
+    fn after_write(&self, service: Service) {
+        if let (Service::Catalog, Some(cache)) = (service, &self.catalog_cache) {
+            cache.invalidate_all();
+        }
+    }
+
     pub async fn send_json(
         &self,
         method: Method,
@@ -195,7 +258,9 @@ impl Api {
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
-        self.send(request, path).await
+        let reply = self.send(request, path).await;
+        self.after_write(service);
+        reply
     }
 
     pub async fn post(
@@ -215,8 +280,11 @@ impl Api {
         path: &str,
         cred: Cred<'_>,
     ) -> anyhow::Result<Reply> {
-        self.send(self.request(Method::DELETE, service, path, cred), path)
-            .await
+        let reply = self
+            .send(self.request(Method::DELETE, service, path, cred), path)
+            .await;
+        self.after_write(service);
+        reply
     }
 
     /// A CSV body (the catalog's bulk import).
@@ -225,7 +293,9 @@ impl Api {
             .request(Method::POST, Service::Catalog, path, cred)
             .header("Content-Type", "text/csv")
             .body(csv);
-        self.send(request, path).await
+        let reply = self.send(request, path).await;
+        self.after_write(Service::Catalog);
+        reply
     }
 
     /// The cart's Server-Sent Events, as a live response to relay.
@@ -344,5 +414,133 @@ mod tests {
         };
         assert_eq!(reply.problem_text(), "Invalid");
         assert_eq!(reply.field_errors(), ["row 2: sku: bad"]);
+    }
+
+    /// A catalog on loopback that counts the calls of each path; `/categories/gone/...`
+    /// answers 404 and a slow path makes concurrent misses overlap.
+    async fn counting_catalog() -> (
+        String,
+        std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>,
+    ) {
+        use axum::extract::{Request, State};
+        use axum::response::IntoResponse;
+        type Calls = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, usize>>>;
+        let calls: Calls = Default::default();
+        async fn answer(State(calls): State<Calls>, request: Request) -> axum::response::Response {
+            let key = format!("{} {}", request.method(), request.uri());
+            *calls.lock().unwrap().entry(key).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if request.uri().path().starts_with("/categories/gone") {
+                return (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"title": "Not Found"})),
+                )
+                    .into_response();
+            }
+            axum::Json(json!({"path": request.uri().to_string()})).into_response()
+        }
+        let app = axum::Router::new()
+            .fallback(answer)
+            .with_state(calls.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (url, calls)
+    }
+
+    fn api(catalog: &str, cache: Duration) -> Api {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let upstreams = Upstreams {
+            catalog: catalog.to_owned(),
+            user: catalog.to_owned(),
+            cart: catalog.to_owned(),
+            order: catalog.to_owned(),
+            payment: catalog.to_owned(),
+            notification: None,
+        };
+        Api::new(upstreams, Duration::from_secs(5), cache).unwrap()
+    }
+
+    #[tokio::test]
+    async fn shared_catalog_reads_are_made_once_per_ttl_and_cleared_by_a_write() {
+        let (url, calls) = counting_catalog().await;
+        let api = api(&url, Duration::from_secs(60));
+        let count = |key: &str| calls.lock().unwrap().get(key).copied().unwrap_or(0);
+        let shirts = [("sort".to_owned(), "newest".to_owned())];
+
+        // Twenty visitors at once: one call, every one of them gets its answer.
+        let replies = futures::future::join_all(
+            (0..20).map(|_| api.catalog_shared("/categories/shirts/products", &shirts)),
+        )
+        .await;
+        for reply in replies {
+            let reply = reply.unwrap();
+            assert!(reply.ok());
+            assert_eq!(
+                reply.body["path"],
+                "/categories/shirts/products?sort=newest"
+            );
+        }
+        assert_eq!(count("GET /categories/shirts/products?sort=newest"), 1);
+        // Another query is another entry.
+        api.catalog_shared("/categories/shirts/products", &[])
+            .await
+            .unwrap();
+        assert_eq!(count("GET /categories/shirts/products?"), 0, "no stray '?'");
+        assert_eq!(count("GET /categories/shirts/products"), 1);
+
+        // A refusal is passed on and not kept.
+        for _ in 0..2 {
+            let gone = api
+                .catalog_shared("/categories/gone/products", &[])
+                .await
+                .unwrap();
+            assert_eq!(gone.status, StatusCode::NOT_FOUND);
+        }
+        assert_eq!(count("GET /categories/gone/products"), 2);
+
+        // A write to the catalog through this storefront: the next read asks again.
+        api.post(
+            Service::Catalog,
+            "/admin/products",
+            Cred::none(),
+            &json!({}),
+        )
+        .await
+        .unwrap();
+        api.catalog_shared("/categories/shirts/products", &shirts)
+            .await
+            .unwrap();
+        assert_eq!(count("GET /categories/shirts/products?sort=newest"), 2);
+        // A write elsewhere does not clear it.
+        api.post(Service::Cart, "/carts", Cred::none(), &json!({}))
+            .await
+            .unwrap();
+        api.catalog_shared("/categories/shirts/products", &shirts)
+            .await
+            .unwrap();
+        assert_eq!(count("GET /categories/shirts/products?sort=newest"), 2);
+    }
+
+    #[tokio::test]
+    async fn with_the_cache_off_every_read_asks_the_catalog() {
+        let (url, calls) = counting_catalog().await;
+        let api = api(&url, Duration::ZERO);
+        for _ in 0..3 {
+            api.catalog_shared("/categories", &[]).await.unwrap();
+        }
+        assert_eq!(calls.lock().unwrap()["GET /categories"], 3);
+    }
+
+    #[tokio::test]
+    async fn a_kept_read_expires_after_its_ttl() {
+        let (url, calls) = counting_catalog().await;
+        let api = api(&url, Duration::from_millis(300));
+        api.catalog_shared("/categories", &[]).await.unwrap();
+        api.catalog_shared("/categories", &[]).await.unwrap();
+        assert_eq!(calls.lock().unwrap()["GET /categories"], 1);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        api.catalog_shared("/categories", &[]).await.unwrap();
+        assert_eq!(calls.lock().unwrap()["GET /categories"], 2);
     }
 }

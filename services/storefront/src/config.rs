@@ -62,6 +62,10 @@ pub struct Config {
     pub cookie_secure: bool,
     /// `UPSTREAM_TIMEOUT_MS` (default 5000): the longest a call to a service may take.
     pub upstream_timeout: Duration,
+    /// `CATALOG_CACHE_MS` (default 2000; 0 turns it off): how long an anonymous catalog
+    /// read that every visitor shares (the category tree, a category's listing) is
+    /// reused. Writes through this storefront's admin clear it at once.
+    pub catalog_cache: Duration,
     /// `SHUTDOWN_DRAIN_MS`: how long readiness fails before the listener closes.
     pub drain: Duration,
 }
@@ -149,6 +153,7 @@ impl Config {
             upstream_timeout: Duration::from_millis(
                 settings.parse_or("UPSTREAM_TIMEOUT_MS", 5000)?,
             ),
+            catalog_cache: Duration::from_millis(settings.parse_or("CATALOG_CACHE_MS", 2000)?),
             drain: shopkit::cli::drain_period(settings)?,
         })
     }

@@ -66,7 +66,11 @@ impl AppState {
         };
         Ok(AppState {
             inner: Arc::new(Inner {
-                api: Api::new(config.upstreams.clone(), config.upstream_timeout)?,
+                api: Api::new(
+                    config.upstreams.clone(),
+                    config.upstream_timeout,
+                    config.catalog_cache,
+                )?,
                 theme: Theme::load(config.theme_dir.as_deref(), &config.branding)?,
                 sealer: Sealer::new(&key, config.cookie_secure),
                 branding: config.branding.clone(),
@@ -295,6 +299,7 @@ mod tests {
             session_key: Some([3; 32]),
             cookie_secure: true,
             upstream_timeout: std::time::Duration::from_millis(200),
+            catalog_cache: std::time::Duration::ZERO,
             drain: std::time::Duration::ZERO,
         };
         AppState::new(&config).unwrap()

@@ -45,10 +45,7 @@ fn find<'a>(tree: &'a [NavCategory], slug: &str) -> Option<&'a NavCategory> {
 }
 
 async fn categories(state: &AppState) -> Result<Vec<NavCategory>, PageError> {
-    let reply = state
-        .api()
-        .get(Service::Catalog, "/categories", Cred::none())
-        .await?;
+    let reply = state.api().catalog_shared("/categories", &[]).await?;
     if !reply.ok() {
         return Err(anyhow::anyhow!("catalog /categories: {}", reply.status).into());
     }
@@ -153,9 +150,7 @@ pub async fn category(
     let params = query.catalog_params();
     let (tree, results) = tokio::join!(
         categories(&state),
-        state
-            .api()
-            .get_query(Service::Catalog, &path, &params, Cred::none())
+        state.api().catalog_shared(&path, &params)
     );
     let tree = tree?;
     let results = results?;
