@@ -53,6 +53,8 @@ pub enum What {
 }
 
 pub async fn run(cli: &Cli) -> anyhow::Result<()> {
+    // Every benchmark's HTTP clients use rustls with ring (the workspace's one provider).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     match &cli.what {
         What::Catalog(args) => catalog::main(args).await.map(|_| ()),
         What::Auth(args) => auth::main(args).await.map(|_| ()),
