@@ -238,11 +238,20 @@ impl Api {
         }
     }
 
-    /// After a write to the catalog through this storefront, its shared reads are stale.
-    fn after_write(&self, service: Service) {
+    /// A write: sent like any call, and then, if it went to the catalog, this
+    /// storefront's shared catalog reads are stale (whatever the answer was: a timed-out
+    /// write may still have happened).
+    async fn send_write(
+        &self,
+        service: Service,
+        request: reqwest::RequestBuilder,
+        what: &str,
+    ) -> anyhow::Result<Reply> {
+        let reply = self.send(request, what).await;
         if let (Service::Catalog, Some(cache)) = (service, &self.catalog_cache) {
             cache.invalidate_all();
         }
+        reply
     }
 
     pub async fn send_json(
@@ -258,9 +267,7 @@ impl Api {
         if let Some(key) = idempotency_key {
             request = request.header("Idempotency-Key", key);
         }
-        let reply = self.send(request, path).await;
-        self.after_write(service);
-        reply
+        self.send_write(service, request, path).await
     }
 
     pub async fn post(
@@ -280,11 +287,8 @@ impl Api {
         path: &str,
         cred: Cred<'_>,
     ) -> anyhow::Result<Reply> {
-        let reply = self
-            .send(self.request(Method::DELETE, service, path, cred), path)
-            .await;
-        self.after_write(service);
-        reply
+        let request = self.request(Method::DELETE, service, path, cred);
+        self.send_write(service, request, path).await
     }
 
     /// A CSV body (the catalog's bulk import).
@@ -293,9 +297,7 @@ impl Api {
             .request(Method::POST, Service::Catalog, path, cred)
             .header("Content-Type", "text/csv")
             .body(csv);
-        let reply = self.send(request, path).await;
-        self.after_write(Service::Catalog);
-        reply
+        self.send_write(Service::Catalog, request, path).await
     }
 
     /// The cart's Server-Sent Events, as a live response to relay.

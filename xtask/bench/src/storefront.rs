@@ -78,6 +78,7 @@ const NOTES: &[&str] = &[
     "category page = GET /c/<slug> (the catalog's listing with facets, and the category tree); product page = GET /p/<slug> (the catalog's product with variants and stock); each is one storefront request making its calls to the catalog over HTTP",
     "the storefront and the services run as release processes on this machine's cores together with PostgreSQL, RabbitMQ and the load generator",
     "page weight: the HTML as served plus every stylesheet and script it links (/static/...), uncompressed, images excluded",
+    "the storefront runs with its default catalog cache (CATALOG_CACHE_MS = 2000): the category page's tree and listing come from it, refreshed at most once per 2 s; the product page calls the catalog on every request",
 ];
 
 pub async fn main(args: &Args) -> anyhow::Result<Report> {
